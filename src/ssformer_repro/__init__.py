@@ -1,0 +1,4 @@
+"""ssformer-repro
+"""
+
+__version__ = "0.1"

@@ -1,0 +1,1 @@
+"""Data layer: reading, discovering, validating, splitting, caching and augmenting polyp images."""

@@ -1,0 +1,1 @@
+"""Custom Kedro datasets (decoded-image cache, torch checkpoints)."""

@@ -1,0 +1,1 @@
+"""Evaluation: the report's mDice/mIoU, the PraNet toolbox metrics and prediction figures."""

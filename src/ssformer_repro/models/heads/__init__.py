@@ -1,0 +1,1 @@
+"""Decoder heads: the Progressive Locality Decoder and SegFormer's all-MLP decoder."""

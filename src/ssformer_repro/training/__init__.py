@@ -1,0 +1,1 @@
+"""Training of one segmentation run: loss, schedules, checkpoints and the loop."""
