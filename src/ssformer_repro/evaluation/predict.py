@@ -1,0 +1,116 @@
+"""Run a model over an evaluation set and score its predictions at each mask's original size.
+
+The loader yields batches from `collate_evaluation`: {"image": (B,3,S,S) float tensor,
+"mask": list of (H,W) binary masks, "id": list of str, "size": list of (H,W)}.
+"""
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ssformer_repro.evaluation.metrics import THRESHOLD, binarise, dice_iou
+from ssformer_repro.evaluation.toolbox import ToolboxMetrics
+
+logger = logging.getLogger(__name__)
+
+PER_IMAGE_COLUMNS = ("id", "dice", "iou", "height", "width", "foreground_fraction")
+
+
+def predict_probabilities(
+    model: nn.Module,
+    loader: Iterable[dict],
+    device: torch.device | str,
+    amp_dtype: torch.dtype | None = None,
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Yield (id, probability float32 HxW, gt bool HxW), the probability resized to the mask's size.
+
+    Puts the model in eval mode. `amp_dtype` (e.g. torch.bfloat16) enables autocast on CUDA only.
+    """
+    device = torch.device(device)
+    use_amp = amp_dtype is not None and device.type == "cuda"
+    if amp_dtype is not None and not use_amp:
+        logger.info(
+            "Mixed precision (%s) applies on CUDA only; %s runs in float32.", amp_dtype, device
+        )
+    model.eval()
+    for batch in loader:
+        images = batch["image"].to(device, non_blocking=True)
+        autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            logits = model(images)
+        if logits.ndim != 4 or logits.shape[1] != 1:
+            raise ValueError(
+                f"predict_probabilities: the model must return (B,1,H,W) logits, "
+                f"got {tuple(logits.shape)}."
+            )
+        probabilities = torch.sigmoid(logits.float())
+        for probability, mask, image_id, size in zip(
+            probabilities, batch["mask"], batch["id"], batch["size"], strict=True
+        ):
+            gt = _as_bool_mask(mask, image_id)
+            if tuple(size) != gt.shape:
+                raise ValueError(
+                    f"predict_probabilities: image {image_id!r} has size {tuple(size)} but its "
+                    f"mask is {gt.shape}; the dataset must report the mask's original size."
+                )
+            resized = F.interpolate(
+                probability[None], size=gt.shape, mode="bilinear", align_corners=False
+            )
+            yield image_id, resized[0, 0].cpu().numpy().astype(np.float32), gt
+
+
+def evaluate_predictions(
+    predictions: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    threshold: float = THRESHOLD,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Score predictions in one pass: the per-image Dice/IoU table and the PraNet toolbox metrics."""
+    toolbox = ToolboxMetrics()
+    rows = []
+    for image_id, probability, gt in tqdm(predictions, desc="evaluating", disable=not progress):
+        dice, iou = dice_iou(
+            binarise(torch.from_numpy(probability), threshold)[None], torch.from_numpy(gt)[None]
+        )
+        toolbox.step(probability, gt)
+        height, width = gt.shape
+        rows.append(
+            {
+                "id": image_id,
+                "dice": dice.item(),
+                "iou": iou.item(),
+                "height": height,
+                "width": width,
+                "foreground_fraction": float(gt.mean()),
+            }
+        )
+    if not rows:
+        raise ValueError("evaluate_predictions: no predictions to evaluate (empty dataset?).")
+    per_image = pd.DataFrame(rows, columns=list(PER_IMAGE_COLUMNS))
+    duplicated = per_image["id"][per_image["id"].duplicated()].unique().tolist()
+    if duplicated:
+        raise ValueError(f"evaluate_predictions: image ids occur more than once: {duplicated[:5]}.")
+    return per_image, toolbox.results()
+
+
+def _as_bool_mask(mask: np.ndarray | torch.Tensor, image_id: str) -> np.ndarray:
+    """Return a (H,W) bool mask from a bool or 0/1 integer mask (array or tensor)."""
+    mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.ndim != 2:
+        raise ValueError(f"image {image_id!r}: mask must be (H,W), got shape {mask.shape}.")
+    if mask.dtype == bool:
+        return mask
+    if not np.isin(mask, (0, 1)).all():
+        raise ValueError(
+            f"image {image_id!r}: mask values must be 0/1 or bool, got {np.unique(mask)[:8]}...; "
+            "binarise masks (> 127 on 0..255) in the dataset."
+        )
+    return mask.astype(bool)

@@ -1,0 +1,154 @@
+"""Tests for running a model over an evaluation set and scoring it in one pass."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ssformer_repro.evaluation.predict import (
+    PER_IMAGE_COLUMNS,
+    evaluate_predictions,
+    predict_probabilities,
+)
+from ssformer_repro.evaluation.toolbox import RESULT_KEYS
+
+INPUT_SIZE = 16
+MASK_SIZES = {"wide": (30, 40), "tall": (50, 20)}
+
+
+class ToyEvaluationSet(Dataset):
+    """Two images under the evaluation dataset's contract, masks at different original sizes."""
+
+    def __init__(self, mask_dtype: type = bool) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.items = []
+        for image_id, (height, width) in MASK_SIZES.items():
+            mask = np.zeros((height, width), dtype=mask_dtype)
+            mask[height // 4 : height // 2, width // 4 :] = 1
+            image = torch.randn(3, INPUT_SIZE, INPUT_SIZE, generator=generator)
+            self.items.append(
+                {"image": image, "mask": mask, "id": image_id, "size": (height, width)}
+            )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+
+def collate_evaluation(batch: list[dict]) -> dict:
+    return {
+        "image": torch.stack([item["image"] for item in batch]),
+        "mask": [item["mask"] for item in batch],
+        "id": [item["id"] for item in batch],
+        "size": [item["size"] for item in batch],
+    }
+
+
+def _tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Conv2d(3, 1, kernel_size=1)
+
+
+def _loader(dataset: Dataset) -> DataLoader:
+    return DataLoader(dataset, batch_size=2, collate_fn=collate_evaluation)
+
+
+def test_probabilities_come_back_at_each_masks_original_size():
+    model = _tiny_model()
+    dataset = ToyEvaluationSet()
+    predictions = list(predict_probabilities(model, _loader(dataset), "cpu"))
+
+    assert [image_id for image_id, _, _ in predictions] == list(MASK_SIZES)
+    for (image_id, probability, gt), item in zip(predictions, dataset.items, strict=True):
+        assert probability.shape == gt.shape == MASK_SIZES[image_id]
+        assert probability.dtype == np.float32
+        assert gt.dtype == bool
+        np.testing.assert_array_equal(gt, item["mask"])
+        with torch.no_grad():
+            logits = model(item["image"][None])
+        expected = F.interpolate(
+            torch.sigmoid(logits), size=gt.shape, mode="bilinear", align_corners=False
+        )[0, 0]
+        np.testing.assert_allclose(probability, expected.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_amp_dtype_is_ignored_off_cuda():
+    model = _tiny_model()
+    loader = _loader(ToyEvaluationSet())
+    plain = list(predict_probabilities(model, loader, "cpu"))
+    with_amp = list(predict_probabilities(model, loader, "cpu", amp_dtype=torch.bfloat16))
+    for (_, expected, _), (_, probability, _) in zip(plain, with_amp, strict=True):
+        np.testing.assert_array_equal(probability, expected)
+
+
+def test_integer_masks_are_accepted_and_raw_grey_masks_rejected():
+    model = _tiny_model()
+    predictions = list(predict_probabilities(model, _loader(ToyEvaluationSet(np.uint8)), "cpu"))
+    assert all(gt.dtype == bool and gt.any() for _, _, gt in predictions)
+
+    grey = ToyEvaluationSet(np.uint8)
+    grey.items[0]["mask"] = grey.items[0]["mask"] * 255
+    with pytest.raises(ValueError, match="'wide'.*binarise"):
+        list(predict_probabilities(model, _loader(grey), "cpu"))
+
+
+def test_size_that_disagrees_with_mask_is_an_error():
+    dataset = ToyEvaluationSet()
+    dataset.items[1]["size"] = (20, 50)
+    with pytest.raises(ValueError, match="'tall'"):
+        list(predict_probabilities(_tiny_model(), _loader(dataset), "cpu"))
+
+
+def test_evaluate_predictions_builds_per_image_table_and_toolbox_metrics():
+    gt = np.zeros((8, 8), dtype=bool)
+    gt[:, :4] = True
+    half = np.zeros((8, 8), dtype=np.float32)
+    half[:, 2:6] = 0.9
+    predictions = iter([("perfect", gt.astype(np.float32), gt), ("half", half, gt)])
+
+    per_image, toolbox = evaluate_predictions(predictions)
+
+    assert isinstance(per_image, pd.DataFrame)
+    assert tuple(per_image.columns) == PER_IMAGE_COLUMNS
+    assert per_image["id"].tolist() == ["perfect", "half"]
+    assert per_image["dice"].tolist() == pytest.approx([1.0, 0.5])
+    assert per_image["iou"].tolist() == pytest.approx([1.0, 1 / 3])
+    assert per_image["height"].tolist() == [8, 8]
+    assert per_image["width"].tolist() == [8, 8]
+    assert per_image["foreground_fraction"].tolist() == [0.5, 0.5]
+    assert tuple(toolbox) == RESULT_KEYS
+    assert toolbox["mae"] == pytest.approx((0.0 + 0.5) / 2)
+
+
+def test_evaluate_predictions_threshold_is_strict():
+    gt = np.ones((2, 2), dtype=bool)
+    probability = np.array([[0.5, 0.5], [0.7, 0.7]], dtype=np.float32)
+    per_image, _ = evaluate_predictions([("a", probability, gt)], threshold=0.5)
+    assert per_image["dice"].item() == pytest.approx(2 * 2 / (2 + 4))
+
+
+def test_evaluate_predictions_end_to_end_with_progress_bar():
+    loader = _loader(ToyEvaluationSet())
+    per_image, toolbox = evaluate_predictions(
+        predict_probabilities(_tiny_model(), loader, "cpu"), progress=True
+    )
+    assert per_image["id"].tolist() == list(MASK_SIZES)
+    assert per_image[["height", "width"]].to_numpy().tolist() == [
+        list(s) for s in MASK_SIZES.values()
+    ]
+    assert per_image["dice"].between(0, 1).all()
+    assert 0 <= toolbox["mean_dice"] <= toolbox["max_dice"] <= 1
+
+
+def test_evaluate_predictions_rejects_empty_and_duplicate_ids():
+    with pytest.raises(ValueError, match="no predictions"):
+        evaluate_predictions(iter([]))
+    gt = np.ones((2, 2), dtype=bool)
+    probability = np.ones((2, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="more than once"):
+        evaluate_predictions([("a", probability, gt), ("a", probability, gt)])
