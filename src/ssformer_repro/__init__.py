@@ -1,4 +1,3 @@
-"""ssformer-repro
-"""
+"""ssformer-repro"""
 
 __version__ = "0.1"

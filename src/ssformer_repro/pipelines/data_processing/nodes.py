@@ -1,0 +1,109 @@
+"""Nodes of the data_processing pipeline: one dataset from raw files to a cached, split manifest.
+
+Heavy libraries (numpy image code, albumentations, matplotlib) are imported inside the nodes so
+that registering pipelines stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pandas as pd
+
+PAIR_COLUMNS = ["id", "image_path", "mask_path", "subset"]
+
+
+def _pairs_frame(pairs: list) -> pd.DataFrame:
+    return pd.DataFrame([dataclasses.asdict(pair) for pair in pairs], columns=PAIR_COLUMNS)
+
+
+def _pairs_list(raw_pairs: pd.DataFrame) -> list:
+    from ssformer_repro.data.layouts import SamplePair
+
+    return [SamplePair(**row) for row in raw_pairs[PAIR_COLUMNS].to_dict("records")]
+
+
+def discover_raw_pairs(dataset: dict[str, Any]) -> pd.DataFrame:
+    """List the image/mask pairs of a dataset unpacked under ``root`` in its ``layout``."""
+    from ssformer_repro.data.layouts import discover_pairs
+
+    return _pairs_frame(discover_pairs(dataset["layout"], dataset["root"]))
+
+
+def generate_synthetic_dataset(dataset: dict[str, Any]) -> pd.DataFrame:
+    """Write a seeded synthetic polyp dataset in a real layout, then list it like real data."""
+    from ssformer_repro.data.layouts import discover_pairs
+    from ssformer_repro.data.synthetic import generate_synthetic_polyps, write_synthetic_dataset
+
+    samples = generate_synthetic_polyps(**dataset["synthetic"])
+    write_synthetic_dataset(
+        samples,
+        dataset["root"],
+        layout=dataset["layout"],
+        generator_parameters=dataset["synthetic"],
+    )
+    return _pairs_frame(discover_pairs(dataset["layout"], dataset["root"]))
+
+
+def measure_images(raw_pairs: pd.DataFrame, data_processing: dict[str, Any]) -> pd.DataFrame:
+    """Read every pair once: sizes and foreground fraction, failing on any unreadable pair."""
+    from ssformer_repro.data.validation import summarise_pairs
+
+    return summarise_pairs(
+        _pairs_list(raw_pairs), mask_threshold=data_processing["mask_threshold"], progress=True
+    )
+
+
+def split_dataset(raw_pairs: pd.DataFrame, dataset: dict[str, Any]) -> pd.DataFrame:
+    """Assign every image to train/val/test with the configured, deterministic strategy."""
+    from ssformer_repro.data.splits import assign_splits, build_split_manifest
+
+    pairs = _pairs_list(raw_pairs)
+    options = dict(dataset["split"])
+    assignment = assign_splits(pairs, options.pop("strategy"), **options)
+    return build_split_manifest(pairs, assignment)
+
+
+def summarise_dataset(
+    image_stats: pd.DataFrame, split_manifest: pd.DataFrame, dataset_name: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-image summary (id, split, size, foreground) and a per-split overview of one dataset."""
+    from ssformer_repro.data.validation import dataset_overview
+
+    splits = split_manifest[["id", "split"]]
+    summary = splits.merge(image_stats, on="id", how="left", validate="one_to_one")
+    summary = summary[["id", "split", "height", "width", "foreground_fraction"]]
+    return summary, dataset_overview(summary, dataset_name)
+
+
+def build_decoded_cache(split_manifest: pd.DataFrame, data_processing: dict[str, Any]):
+    """Decode and resize the training and validation images once, for fast epochs."""
+    from ssformer_repro.data.cache import build_decoded_cache as build_cache
+
+    return build_cache(
+        split_manifest,
+        size=data_processing["cache_size"],
+        splits=("train", "val"),
+        mask_threshold=data_processing["mask_threshold"],
+        progress=True,
+    )
+
+
+def plot_augmentation_preview(
+    decoded_cache, augmentation: dict[str, Any], data_processing: dict[str, Any]
+):
+    """A grid of augmented training samples with their masks, to check alignment by eye."""
+    from ssformer_repro.data.augment import build_train_transform
+    from ssformer_repro.data.dataset import CachedSegmentationDataset
+    from ssformer_repro.data.preview import plot_augmented_samples
+
+    preview = data_processing["preview"]
+    transform = build_train_transform(augmentation, seed=preview["seed"])
+    dataset = CachedSegmentationDataset.from_cache(decoded_cache, transform, split="train")
+    return plot_augmented_samples(
+        dataset,
+        n_samples=preview["n_samples"],
+        n_augmentations=preview["n_augmentations"],
+        seed=preview["seed"],
+    )

@@ -1,0 +1,62 @@
+"""Shared fixtures: a throw-away copy of the Kedro project to run pipelines in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("pyproject.toml", "README.md", "conf", "src")
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def copy_project(target: Path) -> Path:
+    """Copy the project's code and configuration (no data, no local conf) into ``target``."""
+    for name in PROJECT_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source,
+                target / name,
+                ignore=shutil.ignore_patterns("__pycache__", "local", "*.egg-info"),
+            )
+        else:
+            shutil.copy2(source, target / name)
+    (target / "conf" / "local").mkdir()
+    for layer in ("01_raw", "02_intermediate", "05_model_input", "06_models", "08_reporting"):
+        (target / "data" / layer).mkdir(parents=True)
+    return target
+
+
+def kedro(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the ``kedro`` CLI of this environment inside ``project``."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"kedro {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+            f"{result.stderr[-4000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project in which tests run the demo environment."""
+    return copy_project(tmp_path_factory.mktemp("project"))
