@@ -1,0 +1,509 @@
+"""Training of one segmentation run: AdamW, mixed precision on CUDA, per-epoch validation, atomic
+checkpoints (`last.pt`, `best.pt`) and exact resume from `last.pt`."""
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ssformer_repro.training.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    write_atomically,
+)
+from ssformer_repro.training.device import AMP_MODES, AmpSettings, amp_settings, resolve_device
+from ssformer_repro.training.loss import LOSSES, build_loss
+from ssformer_repro.training.schedules import SCHEDULERS, build_scheduler
+
+logger = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+HISTORY_FILE = "history.csv"
+HISTORY_COLUMNS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "val_mdice",
+    "val_miou",
+    "images_per_second",
+    "epoch_seconds",
+)
+LAST_CHECKPOINT_KEYS = (
+    "epoch",
+    "model",
+    "optimizer",
+    "scheduler",
+    "grad_scaler",
+    "best_val_mdice",
+    "best_epoch",
+    "history",
+    "rng",
+    "loader_rng",
+    "config",
+)
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings of one training run; "auto" settings follow the device (on for CUDA, off for CPU)."""
+
+    epochs: int
+    batch_size: int
+    lr: float = 1e-4
+    weight_decay: float = 0.01  # AdamW's default, which the official code keeps
+    # The report's schedule: PolynomialLRDecay over 40 epochs down to 1e-4, power 1.
+    scheduler: dict = field(
+        default_factory=lambda: {"name": "poly", "max_decay_steps": 40, "end_learning_rate": 1e-4}
+    )
+    loss: dict = field(default_factory=lambda: {"name": "bce_dice"})
+    num_workers: int = 0
+    seed: int = 0
+    device: str = AUTO
+    amp: str = AUTO
+    channels_last: bool | str = AUTO
+    pin_memory: bool | str = AUTO
+    val_threshold: float = 0.5
+    val_every: int = 1
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        for name, (is_valid, requirement) in _SETTING_CHECKS.items():
+            value = getattr(self, name)
+            if not is_valid(value):
+                raise ValueError(f"training setting {name} must be {requirement}, got {value!r}.")
+
+    @classmethod
+    def from_dict(cls, settings: Mapping) -> "TrainingConfig":
+        """Build from a parameters mapping, refusing keys that are not settings (typos)."""
+        valid = [setting.name for setting in fields(cls)]
+        unknown = sorted(set(settings) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown training setting(s) {unknown}; valid settings: {', '.join(valid)}."
+            )
+        missing = sorted({"epochs", "batch_size"} - set(settings))
+        if missing:
+            raise ValueError(f"training settings lack required key(s) {missing}.")
+        return cls(**settings)
+
+    def to_dict(self) -> dict:
+        """Plain-dict copy (stored in checkpoints and compared on resume)."""
+        return asdict(self)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_bool_or_auto(value: object) -> bool:
+    return isinstance(value, bool) or value == AUTO
+
+
+def _names_one_of(registry: Mapping) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, Mapping) and value.get("name") in registry
+
+
+_SETTING_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "epochs": (lambda value: _is_int(value) and value > 0, "a positive integer"),
+    "batch_size": (lambda value: _is_int(value) and value > 0, "a positive integer"),
+    "lr": (lambda value: _is_number(value) and value > 0, "a number > 0"),
+    "weight_decay": (lambda value: _is_number(value) and value >= 0, "a number >= 0"),
+    "scheduler": (
+        _names_one_of(SCHEDULERS),
+        f"a mapping with 'name' one of {list(SCHEDULERS)} plus that schedule's options",
+    ),
+    "loss": (
+        _names_one_of(LOSSES),
+        f"a mapping with 'name' one of {list(LOSSES)} plus that loss's options",
+    ),
+    "num_workers": (lambda value: _is_int(value) and value >= 0, "an integer >= 0"),
+    "seed": (lambda value: _is_int(value) and value >= 0, "an integer >= 0"),
+    "device": (lambda value: isinstance(value, str), "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    "amp": (lambda value: value in AMP_MODES, f"one of {list(AMP_MODES)}"),
+    "channels_last": (_is_bool_or_auto, "true, false or 'auto'"),
+    "pin_memory": (_is_bool_or_auto, "true, false or 'auto'"),
+    "val_threshold": (lambda value: _is_number(value) and 0 < value < 1, "a number in (0, 1)"),
+    "val_every": (lambda value: _is_int(value) and value > 0, "a positive integer"),
+    "log_every": (lambda value: _is_int(value) and value > 0, "a positive integer"),
+}
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a finished run leaves: its per-epoch history and checkpoints, and the best epoch."""
+
+    history: pd.DataFrame
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_epoch: int
+    best_val_mdice: float
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class _RunState:
+    """Progress of a run: the last completed epoch, the best validation so far and the history."""
+
+    epoch: int = 0
+    best_val_mdice: float = -math.inf
+    best_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where batches run: the device, its autocast settings and the memory format of images."""
+
+    device: torch.device
+    amp: AmpSettings
+    memory_format: torch.memory_format
+
+    @classmethod
+    def for_config(cls, config: TrainingConfig) -> "_Placement":
+        """Resolve the device, AMP and channels-last settings ("auto": on for CUDA)."""
+        device = resolve_device(config.device)
+        channels_last = _resolve_auto(config.channels_last, device.type == "cuda")
+        return cls(
+            device=device,
+            amp=amp_settings(device, config.amp),
+            memory_format=torch.channels_last if channels_last else torch.preserve_format,
+        )
+
+    def batch(self, batch: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and masks of a batch dict, copied to the device."""
+        images = batch["image"].to(self.device, non_blocking=True, memory_format=self.memory_format)
+        masks = batch["mask"].to(self.device, non_blocking=True)
+        return images, masks
+
+    def autocast(self) -> torch.autocast:
+        """Autocast context for the forward pass (disabled on CPU)."""
+        return torch.autocast(self.device.type, dtype=self.amp.dtype, enabled=self.amp.enabled)
+
+
+@dataclass
+class _RunParts:
+    """The stateful parts of a run, saved to and restored from `last.pt` together."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loader_generator: torch.Generator
+
+    @classmethod
+    def build(cls, model: nn.Module, config: TrainingConfig, placement: _Placement) -> "_RunParts":
+        """Move the model to the device and build AdamW, the schedule and the gradient scaler."""
+        on_cuda = placement.device.type == "cuda"
+        model.to(placement.device, memory_format=placement.memory_format)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=on_cuda
+        )
+        return cls(
+            model=model,
+            optimizer=optimizer,
+            scheduler=build_scheduler(optimizer, config.scheduler),
+            scaler=torch.amp.GradScaler(
+                placement.device.type, enabled=placement.amp.use_grad_scaler
+            ),
+            loader_generator=torch.Generator().manual_seed(config.seed),
+        )
+
+    def state_dict(self) -> dict:
+        """States of all parts plus the global RNGs, as stored in `last.pt`."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "grad_scaler": self.scaler.state_dict(),
+            "rng": capture_rng_state(),
+            "loader_rng": self.loader_generator.get_state(),
+        }
+
+    def load_state_dict(self, checkpoint: Mapping) -> None:
+        """Restore what `state_dict` stored (the scheduler after the optimizer, as torch advises)."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["grad_scaler"])
+        restore_rng_state(checkpoint["rng"])
+        self.loader_generator.set_state(checkpoint["loader_rng"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA); call it before building the model, too."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_segmenter(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    config: TrainingConfig,
+    run_dir: str | Path,
+    run_name: str,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> TrainingResult:
+    """Train `model` (in place), select the best epoch by validation mDice, checkpoint to `run_dir`.
+
+    Datasets yield {"image": (3,S,S) float, "mask": (1,S,S) in {0,1}, "id": str}. If
+    `run_dir/last.pt` exists with the same config (only `epochs` may grow), training resumes
+    after its epoch; with num_workers=0 the result equals an uninterrupted run exactly.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = run_dir / LAST_CHECKPOINT, run_dir / BEST_CHECKPOINT
+    for name, dataset in (("train_set", train_set), ("val_set", val_set)):
+        if len(dataset) == 0:
+            raise ValueError(f"run {run_name!r}: {name} is empty; training needs both splits.")
+
+    placement = _Placement.for_config(config)
+    on_cuda = placement.device.type == "cuda"
+    if on_cuda:
+        # Inputs have one fixed size, so let cuDNN time and pick the fastest kernels.
+        torch.backends.cudnn.benchmark = True
+    seed_everything(config.seed)
+    parts = _RunParts.build(model, config, placement)
+    loss_fn = build_loss(config.loss)
+
+    state = _RunState()
+    if last_path.exists():
+        checkpoint = _load_resumable(last_path, config)
+        parts.load_state_dict(checkpoint)
+        state = _RunState(
+            epoch=checkpoint["epoch"],
+            best_val_mdice=checkpoint["best_val_mdice"],
+            best_epoch=checkpoint["best_epoch"],
+            history=list(checkpoint["history"]),
+        )
+        logger.info("run %r: resuming from %s after epoch %d.", run_name, last_path, state.epoch)
+    if state.epoch == config.epochs:
+        logger.info("run %r: already trained for %d epochs; nothing to do.", run_name, state.epoch)
+        return _result(state, best_path, last_path)
+
+    loader_options = {
+        "batch_size": config.batch_size,
+        "num_workers": config.num_workers,
+        "pin_memory": _resolve_auto(config.pin_memory, on_cuda),
+        "persistent_workers": config.num_workers > 0,
+    }
+    # torch seeds python, numpy and torch in each worker from the loader's generator.
+    train_loader = DataLoader(
+        train_set, shuffle=True, generator=parts.loader_generator, **loader_options
+    )
+    val_loader = DataLoader(val_set, shuffle=False, **loader_options)
+
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        started = time.perf_counter()
+        lr = parts.optimizer.param_groups[0]["lr"]
+        train_loss, images_per_second = _train_one_epoch(
+            parts,
+            train_loader,
+            loss_fn,
+            placement,
+            config.log_every,
+            where=f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}",
+        )
+        parts.scheduler.step()
+        val_mdice = val_miou = math.nan
+        if epoch % config.val_every == 0 or epoch == config.epochs:
+            val_mdice, val_miou = _validate(model, val_loader, placement, config.val_threshold)
+        row = {
+            "epoch": epoch,
+            "lr": float(lr),
+            "train_loss": train_loss,
+            "val_mdice": val_mdice,
+            "val_miou": val_miou,
+            "images_per_second": images_per_second,
+            "epoch_seconds": time.perf_counter() - started,
+        }
+        state.history.append(row)
+        state.epoch = epoch
+        _save_epoch(parts, state, config, run_dir, run_name)
+        logger.info(
+            "run %r epoch %d/%d: lr %.3g, train loss %.4f, val mDice %.4f, mIoU %.4f, %.1f img/s",
+            run_name,
+            epoch,
+            config.epochs,
+            lr,
+            train_loss,
+            val_mdice,
+            val_miou,
+            images_per_second,
+        )
+        if on_epoch_end is not None:
+            on_epoch_end(dict(row))
+
+    return _result(state, best_path, last_path)
+
+
+def _save_epoch(
+    parts: _RunParts, state: _RunState, config: TrainingConfig, run_dir: Path, run_name: str
+) -> None:
+    """After an epoch: `best.pt` if validation mDice improved, then `last.pt` and `history.csv`."""
+    latest = state.history[-1]
+    if latest["val_mdice"] > state.best_val_mdice:  # False for NaN: epochs without validation
+        state.best_val_mdice, state.best_epoch = latest["val_mdice"], state.epoch
+        best = {
+            "model": parts.model.state_dict(),
+            "epoch": state.epoch,
+            "val_mdice": latest["val_mdice"],
+            "val_miou": latest["val_miou"],
+            "config": config.to_dict(),
+            "run_name": run_name,
+        }
+        save_checkpoint(best, run_dir / BEST_CHECKPOINT)
+    last = {
+        **parts.state_dict(),
+        "epoch": state.epoch,
+        "best_val_mdice": state.best_val_mdice,
+        "best_epoch": state.best_epoch,
+        "history": state.history,
+        "config": config.to_dict(),
+        "run_name": run_name,
+    }
+    save_checkpoint(last, run_dir / LAST_CHECKPOINT)
+    history_csv = pd.DataFrame(state.history, columns=HISTORY_COLUMNS).to_csv(index=False)
+    write_atomically(run_dir / HISTORY_FILE, lambda file: file.write(history_csv.encode()))
+
+
+def load_best_model(model: nn.Module, run_dir_or_path: str | Path) -> nn.Module:
+    """Load the weights of `best.pt` (a run folder or the file itself) into `model` and return it."""
+    path = Path(run_dir_or_path)
+    if path.is_dir():
+        path = path / BEST_CHECKPOINT
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return model
+
+
+def _resolve_auto(setting: bool | str, auto_value: bool) -> bool:
+    return auto_value if setting == AUTO else bool(setting)
+
+
+def _load_resumable(last_path: Path, config: TrainingConfig) -> dict:
+    """Read `last.pt` and refuse it unless it was written by this run's configuration."""
+    checkpoint = load_checkpoint(last_path)
+    missing = [key for key in LAST_CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"{last_path} is not a training checkpoint of this code (missing {missing}); "
+            "delete it or use a new run directory."
+        )
+    saved, current = checkpoint["config"], config.to_dict()
+    differing = sorted(
+        key
+        for key in (saved.keys() | current.keys()) - {"epochs"}
+        if saved.get(key) != current.get(key)
+    )
+    if differing:
+        changes = "; ".join(
+            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing
+        )
+        raise ValueError(
+            f"{last_path} was written with a different training configuration ({changes}). "
+            "Only epochs may change when resuming: delete that file to start over, or use a new "
+            "run directory."
+        )
+    if checkpoint["epoch"] > config.epochs:
+        raise ValueError(
+            f"{last_path} already holds {checkpoint['epoch']} epochs, more than epochs="
+            f"{config.epochs}; raise epochs, or use a new run directory."
+        )
+    return checkpoint
+
+
+def _train_one_epoch(
+    parts: _RunParts,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    placement: _Placement,
+    log_every: int,
+    where: str,
+) -> tuple[float, float]:
+    """One pass over the training loader; returns the mean batch loss and the images per second."""
+    model, optimizer, scaler = parts.model, parts.optimizer, parts.scaler
+    model.train()
+    pending_losses: list[torch.Tensor] = []  # checked every `log_every` steps, saving GPU syncs
+    loss_sum, images_seen = 0.0, 0
+    started = time.perf_counter()
+    progress = tqdm(loader, desc=where, unit="batch", leave=False, disable=None)
+    for step, batch in enumerate(progress, start=1):
+        images, masks = placement.batch(batch)
+        with placement.autocast():
+            logits = model(images)
+        loss = loss_fn(logits, masks)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        pending_losses.append(loss.detach())
+        images_seen += len(images)
+
+        if step % log_every == 0 or step == len(loader):
+            losses = torch.stack(pending_losses).cpu()
+            not_finite = torch.nonzero(~torch.isfinite(losses)).flatten()
+            if len(not_finite) > 0:
+                first = int(not_finite[0])
+                raise NonFiniteLossError(
+                    f"{where}: the loss is {losses[first].item()} at step "
+                    f"{step - len(losses) + 1 + first} of {len(loader)}. Training stopped; "
+                    f"{LAST_CHECKPOINT} in the run directory still holds the last completed epoch. "
+                    "Lower the learning rate, set amp to 'off', or check the inputs."
+                )
+            loss_sum += losses.sum().item()
+            pending_losses.clear()
+            images_per_second = images_seen / (time.perf_counter() - started)
+            progress.set_postfix(loss=f"{loss_sum / step:.4f}", img_s=f"{images_per_second:.1f}")
+    return loss_sum / len(loader), images_seen / (time.perf_counter() - started)
+
+
+@torch.inference_mode()
+def _validate(
+    model: nn.Module, loader: DataLoader, placement: _Placement, threshold: float
+) -> tuple[float, float]:
+    """Mean per-image foreground Dice and IoU of sigmoid(logits) > threshold on the loader."""
+    from ssformer_repro.evaluation.metrics import dice_iou
+
+    model.eval()
+    dice_scores, iou_scores = [], []
+    for batch in loader:
+        images, masks = placement.batch(batch)
+        with placement.autocast():
+            logits = model(images)
+        dice, iou = dice_iou(torch.sigmoid(logits.float()) > threshold, masks > 0.5)
+        dice_scores.append(dice)
+        iou_scores.append(iou)
+    return torch.cat(dice_scores).mean().item(), torch.cat(iou_scores).mean().item()
+
+
+def _result(state: _RunState, best_path: Path, last_path: Path) -> TrainingResult:
+    return TrainingResult(
+        history=pd.DataFrame(state.history, columns=HISTORY_COLUMNS),
+        best_checkpoint=best_path,
+        last_checkpoint=last_path,
+        best_epoch=state.best_epoch,
+        best_val_mdice=state.best_val_mdice,
+    )

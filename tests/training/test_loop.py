@@ -1,0 +1,340 @@
+import math
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ssformer_repro.evaluation.metrics import dice_iou
+from ssformer_repro.training import loop
+from ssformer_repro.training.checkpoint import load_checkpoint
+from ssformer_repro.training.device import FP16, FP32, amp_settings, resolve_device
+from ssformer_repro.training.loop import (
+    HISTORY_COLUMNS,
+    NonFiniteLossError,
+    TrainingConfig,
+    load_best_model,
+    seed_everything,
+    train_segmenter,
+)
+
+SIZE = 32
+METRIC_COLUMNS = ["epoch", "lr", "train_loss", "val_mdice", "val_miou"]
+CONSTANT_LR = {"name": "poly", "max_decay_steps": 1, "end_learning_rate": 1e-2}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread; extra threads stall on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class DiskDataset(Dataset):
+    """Bright disks on a dark, noisy background, in the training dataset's dict contract."""
+
+    def __init__(self, count: int = 4, seed: int = 0, augment: bool = False):
+        generator = torch.Generator().manual_seed(seed)
+        rows, cols = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+        self.images, self.masks = [], []
+        for _ in range(count):
+            centre = torch.randint(10, SIZE - 10, (2,), generator=generator)
+            radius = int(torch.randint(4, 9, (1,), generator=generator))
+            mask = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2).float()
+            noise = 0.1 * torch.randn(3, SIZE, SIZE, generator=generator)
+            self.images.append(0.2 + 0.6 * mask + noise)
+            self.masks.append(mask[None])
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.images[index], self.masks[index]
+        if self.augment:  # draws from all three global RNGs, as augmentation pipelines do
+            if random.random() < 0.5:
+                image, mask = image.flip(-1), mask.flip(-1)
+            if np.random.rand() < 0.5:
+                image, mask = image.flip(-2), mask.flip(-2)
+            image = image + 0.05 * torch.randn_like(image)
+        return {"image": image, "mask": mask, "id": f"disk_{index}"}
+
+
+def tiny_model(seed: int = 0) -> nn.Module:
+    seed_everything(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 1, 1),
+    )
+
+
+def config(**overrides) -> TrainingConfig:
+    settings = {"epochs": 3, "batch_size": 2, "lr": 1e-2, "scheduler": CONSTANT_LR, "seed": 0}
+    return TrainingConfig(**{**settings, **overrides})
+
+
+def weights(run_dir) -> dict:
+    return load_checkpoint(run_dir / "last.pt")["model"]
+
+
+def assert_same_weights(first: dict, second: dict) -> None:
+    assert first.keys() == second.keys()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name
+
+
+def test_tiny_model_overfits_four_disks(tmp_path):
+    disks = DiskDataset()
+    rows = []
+
+    result = train_segmenter(
+        tiny_model(), disks, disks, config(epochs=25), tmp_path, "overfit", rows.append
+    )
+
+    history = result.history
+    assert list(history.columns) == list(HISTORY_COLUMNS)
+    assert history["epoch"].tolist() == list(range(1, 26))
+    assert history["val_mdice"].iloc[-1] > 0.9
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0] / 2
+    assert (history["images_per_second"] > 0).all() and (history["epoch_seconds"] > 0).all()
+    assert rows == history.to_dict("records")
+    saved = pd.read_csv(tmp_path / "history.csv")
+    pd.testing.assert_frame_equal(saved, history, check_dtype=False)
+
+    assert result.best_epoch == int(history.loc[history["val_mdice"].idxmax(), "epoch"])
+    assert result.best_val_mdice == history["val_mdice"].max()
+    best = load_checkpoint(result.best_checkpoint)
+    assert best["epoch"] == result.best_epoch and best["val_mdice"] == result.best_val_mdice
+    assert load_checkpoint(result.last_checkpoint)["epoch"] == 25
+
+    model = load_best_model(tiny_model(seed=9), tmp_path).eval()
+    batch = torch.stack(disks.images)
+    with torch.no_grad():
+        predicted = torch.sigmoid(model(batch)) > 0.5
+    dice, _ = dice_iou(predicted, torch.stack(disks.masks) > 0.5)
+    assert dice.mean().item() == pytest.approx(result.best_val_mdice, abs=1e-6)
+
+
+def test_same_seed_gives_identical_runs(tmp_path):
+    disks = DiskDataset(augment=True)
+    first = train_segmenter(tiny_model(), disks, disks, config(), tmp_path / "a", "a")
+    second = train_segmenter(tiny_model(), disks, disks, config(), tmp_path / "b", "b")
+    other_seed = train_segmenter(tiny_model(), disks, disks, config(seed=1), tmp_path / "c", "c")
+
+    pd.testing.assert_frame_equal(first.history[METRIC_COLUMNS], second.history[METRIC_COLUMNS])
+    assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    assert not first.history["train_loss"].equals(other_seed.history["train_loss"])
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    disks = DiskDataset(augment=True)
+    schedule = {"name": "warmup_step", "warmup_epochs": 1, "step_size": 2, "gamma": 0.5}
+    straight = train_segmenter(
+        tiny_model(), disks, disks, config(epochs=4, scheduler=schedule), tmp_path / "straight", "s"
+    )
+
+    resumed_dir = tmp_path / "resumed"
+    train_segmenter(
+        tiny_model(), disks, disks, config(epochs=2, scheduler=schedule), resumed_dir, "r"
+    )
+    rows = []
+    resumed = train_segmenter(
+        tiny_model(seed=5),  # different initial weights: they must come from last.pt
+        disks,
+        disks,
+        config(epochs=4, scheduler=schedule),
+        resumed_dir,
+        "r",
+        rows.append,
+    )
+
+    assert [row["epoch"] for row in rows] == [3, 4]
+    assert straight.history["lr"].tolist() == pytest.approx([0.0, 1e-2, 1e-2, 5e-3])
+    pd.testing.assert_frame_equal(straight.history[METRIC_COLUMNS], resumed.history[METRIC_COLUMNS])
+    assert (resumed.best_epoch, resumed.best_val_mdice) == (
+        straight.best_epoch,
+        straight.best_val_mdice,
+    )
+    assert_same_weights(weights(tmp_path / "straight"), weights(resumed_dir))
+
+
+def test_fp16_scaler_and_channels_last_path_trains_and_resumes(tmp_path, monkeypatch):
+    # The CUDA code path (autocast, GradScaler, channels_last), run on CPU's fp16 autocast.
+    monkeypatch.setattr(loop, "amp_settings", lambda device, mode: FP16)
+    disks = DiskDataset()
+    fp16 = config(channels_last=True)
+    straight = train_segmenter(tiny_model(), disks, disks, fp16, tmp_path / "straight", "s")
+    train_segmenter(
+        tiny_model(), disks, disks, config(epochs=2, channels_last=True), tmp_path / "r", "r"
+    )
+    resumed = train_segmenter(tiny_model(), disks, disks, fp16, tmp_path / "r", "r")
+
+    assert load_checkpoint(tmp_path / "r" / "last.pt")["grad_scaler"]["scale"] > 0
+    assert straight.history["train_loss"].iloc[-1] < straight.history["train_loss"].iloc[0]
+    pd.testing.assert_frame_equal(straight.history[METRIC_COLUMNS], resumed.history[METRIC_COLUMNS])
+
+
+def test_finished_run_returns_its_stored_history(tmp_path):
+    disks = DiskDataset()
+    first = train_segmenter(tiny_model(), disks, disks, config(epochs=2), tmp_path, "done")
+    last_written = (tmp_path / "last.pt").stat().st_mtime_ns
+    rows = []
+
+    again = train_segmenter(
+        tiny_model(), disks, disks, config(epochs=2), tmp_path, "done", rows.append
+    )
+
+    assert rows == []
+    assert (tmp_path / "last.pt").stat().st_mtime_ns == last_written
+    pd.testing.assert_frame_equal(first.history, again.history)
+    assert again.best_epoch == first.best_epoch
+
+
+def test_changed_config_refuses_to_resume(tmp_path):
+    disks = DiskDataset()
+    train_segmenter(tiny_model(), disks, disks, config(epochs=1), tmp_path, "run")
+    before = (tmp_path / "last.pt").read_bytes()
+
+    with pytest.raises(ValueError, match=r"last\.pt.*lr: 0\.01 -> 0\.001.*delete"):
+        train_segmenter(tiny_model(), disks, disks, config(epochs=2, lr=1e-3), tmp_path, "run")
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_fewer_epochs_than_last_pt_holds_is_refused(tmp_path):
+    disks = DiskDataset()
+    train_segmenter(tiny_model(), disks, disks, config(epochs=2), tmp_path, "run")
+
+    with pytest.raises(ValueError, match=r"last\.pt already holds 2 epochs, more than epochs=1"):
+        train_segmenter(tiny_model(), disks, disks, config(epochs=1), tmp_path, "run")
+
+
+class NanAfter(nn.Module):
+    """A conv model whose training forward passes return NaN from the `first_bad`-th call on."""
+
+    def __init__(self, first_bad: int):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+        self.first_bad = first_bad
+        self.training_calls = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.conv(images)
+        if self.training:
+            self.training_calls += 1
+            if self.training_calls >= self.first_bad:
+                return logits * math.nan
+        return logits
+
+
+def test_non_finite_loss_stops_with_run_epoch_and_step(tmp_path):
+    disks = DiskDataset()
+    # 4 images, batch 1: epoch 1 is training calls 1-4, epoch 2 starts with call 5.
+    model = NanAfter(first_bad=6)
+
+    with pytest.raises(NonFiniteLossError, match=r"run 'nan-run'.*epoch 2/3.*nan at step 2 of 4"):
+        train_segmenter(model, disks, disks, config(batch_size=1), tmp_path, "nan-run")
+
+    kept = load_checkpoint(tmp_path / "last.pt")
+    assert kept["epoch"] == 1
+    assert all(torch.isfinite(tensor).all() for tensor in kept["model"].values())
+
+
+def test_validation_every_n_epochs_and_always_at_the_end(tmp_path):
+    disks = DiskDataset()
+
+    result = train_segmenter(tiny_model(), disks, disks, config(val_every=2), tmp_path, "sparse")
+
+    validated = result.history["val_mdice"].notna().tolist()
+    assert validated == [False, True, True]
+    assert result.best_epoch in (2, 3)
+
+
+def test_worker_processes_run(tmp_path):
+    disks = DiskDataset(augment=True)
+
+    result = train_segmenter(
+        tiny_model(), disks, disks, config(epochs=2, num_workers=2), tmp_path, "workers"
+    )
+
+    assert result.history["epoch"].tolist() == [1, 2]
+    assert result.history["train_loss"].notna().all()
+
+
+def test_empty_validation_set_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="val_set is empty"):
+        train_segmenter(tiny_model(), DiskDataset(), DiskDataset(count=0), config(), tmp_path, "x")
+
+
+def test_config_from_dict_refuses_unknown_keys():
+    settings = {"epochs": 2, "batch_size": 4, "learning_rate": 1e-3}
+
+    with pytest.raises(
+        ValueError, match=r"\['learning_rate'\].*valid settings: epochs, batch_size, lr"
+    ):
+        TrainingConfig.from_dict(settings)
+
+
+def test_config_from_dict_and_back():
+    settings = {"epochs": 2, "batch_size": 4, "scheduler": {"name": "warmup_step"}, "amp": "off"}
+
+    built = TrainingConfig.from_dict(settings)
+
+    assert built.to_dict() == {**TrainingConfig(epochs=2, batch_size=4).to_dict(), **settings}
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainingConfig.from_dict({"epochs": 2})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("epochs", 0),
+        ("batch_size", -1),
+        ("epochs", 2.5),
+        ("lr", "1e-4"),
+        ("lr", 0),
+        ("weight_decay", -0.1),
+        ("val_threshold", 1.0),
+        ("num_workers", -1),
+        ("amp", "fp8"),
+        ("channels_last", "yes"),
+        ("scheduler", {"name": "cosine"}),
+        ("loss", {"bce_weight": 1}),
+    ],
+)
+def test_config_rejects_bad_values(setting, value):
+    with pytest.raises(ValueError, match=f"training setting {setting} must be"):
+        TrainingConfig(**{"epochs": 2, "batch_size": 4, setting: value})
+
+
+def test_device_resolution_on_this_machine():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="'tpu0' is not a valid torch device"):
+        resolve_device("tpu0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_request_without_cuda_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="'cuda:1' was requested but CUDA is not available"):
+        resolve_device("cuda:1")
+
+
+def test_amp_is_off_on_cpu():
+    cpu = torch.device("cpu")
+
+    assert amp_settings(cpu) == (False, torch.float32, False) == FP32
+    assert amp_settings(cpu, "off") == FP32
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        amp_settings(cpu, "bf16")
+    with pytest.raises(ValueError, match="unknown"):
+        amp_settings(cpu, "fp8")
