@@ -1,0 +1,101 @@
+"""Backbones by name: ImageNet encoders that return four feature maps at strides 4, 8, 16, 32."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import segmentation_models_pytorch as smp
+import timm
+from torch import Tensor, nn
+
+
+class MiTBackbone(nn.Module):
+    """SegFormer's Mix Transformer (MiT) as packaged by segmentation-models-pytorch.
+
+    `self.encoder` keeps NVlabs' key names (`patch_embed1.proj.weight`, `block1.0.attn.q.weight`),
+    so NVlabs' `mit_bX.pth` files load into it.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.encoder = smp.encoders.get_encoder(name, weights=None)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        # smp's own forward puts the input and an empty stride-2 map in front of the four
+        # stages; NVlabs' forward_features returns only the four stages.
+        return self.encoder.forward_features(images)
+
+
+class TimmBackbone(nn.Module):
+    """A timm pyramid transformer (PVTv2), returning its four stage outputs.
+
+    Built without a classifier rather than with `features_only=True`: the modules and outputs are
+    the same, but `features_only` renames `stages.0` to `stages_0`, so timm's own weight files
+    would no longer load key for key into `self.encoder`.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.encoder = timm.create_model(name, pretrained=False, num_classes=0)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        return self.encoder.forward_intermediates(images, intermediates_only=True)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build a backbone and what its feature maps look like."""
+
+    build: Callable[[], nn.Module]
+    channels: tuple[int, int, int, int]  # of the maps at strides 4, 8, 16, 32
+    embed_dim: int  # SegFormer's decoder width E for this size (heads `sed`, `pld_linear`)
+    imagenet_weights: str  # hub name of its ImageNet weights, see pretrained.py
+
+
+def mit_spec(name: str, channels: tuple[int, int, int, int], embed_dim: int) -> BackboneSpec:
+    """A MiT size from segmentation-models-pytorch, with smp's ImageNet weights."""
+    return BackboneSpec(partial(MiTBackbone, name), channels, embed_dim, f"{name}.imagenet")
+
+
+def timm_spec(name: str, channels: tuple[int, int, int, int], embed_dim: int) -> BackboneSpec:
+    """A timm pyramid model, with timm's ImageNet-1k weights."""
+    return BackboneSpec(partial(TimmBackbone, name), channels, embed_dim, f"{name}.in1k")
+
+
+B0_CHANNELS = (32, 64, 160, 256)
+B1_TO_B5_CHANNELS = (64, 128, 320, 512)
+
+# SegFormer uses E = 256 for B0/B1 and 768 for B2..B5; PVTv2 sizes follow the MiT rule.
+BACKBONES: dict[str, BackboneSpec] = {
+    "mit_b0": mit_spec("mit_b0", B0_CHANNELS, 256),
+    "mit_b1": mit_spec("mit_b1", B1_TO_B5_CHANNELS, 256),
+    "mit_b2": mit_spec("mit_b2", B1_TO_B5_CHANNELS, 768),
+    "mit_b3": mit_spec("mit_b3", B1_TO_B5_CHANNELS, 768),
+    "mit_b4": mit_spec("mit_b4", B1_TO_B5_CHANNELS, 768),
+    "mit_b5": mit_spec("mit_b5", B1_TO_B5_CHANNELS, 768),
+    "pvt_v2_b0": timm_spec("pvt_v2_b0", B0_CHANNELS, 256),
+    "pvt_v2_b1": timm_spec("pvt_v2_b1", B1_TO_B5_CHANNELS, 256),
+    "pvt_v2_b2": timm_spec("pvt_v2_b2", B1_TO_B5_CHANNELS, 768),
+    "pvt_v2_b3": timm_spec("pvt_v2_b3", B1_TO_B5_CHANNELS, 768),
+    "pvt_v2_b4": timm_spec("pvt_v2_b4", B1_TO_B5_CHANNELS, 768),
+    "pvt_v2_b5": timm_spec("pvt_v2_b5", B1_TO_B5_CHANNELS, 768),
+}
+
+
+def available_backbones() -> list[str]:
+    """Names accepted by `build_backbone` and `build_model`."""
+    return list(BACKBONES)
+
+
+def get_backbone_spec(name: str) -> BackboneSpec:
+    """The registry entry for `name`, or a ValueError listing the valid names."""
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown backbone {name!r}; choose one of {available_backbones()}.")
+    return BACKBONES[name]
+
+
+def build_backbone(name: str) -> nn.Module:
+    """A randomly initialised backbone; its weight-bearing module is `.encoder`."""
+    return get_backbone_spec(name).build()
