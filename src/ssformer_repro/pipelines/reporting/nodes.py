@@ -1,0 +1,62 @@
+"""Nodes of the reporting pipeline: every run's metrics in, the study's tables and figures out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+RESULTS_TITLE = "Test mIoU and mDice per dataset, backbone and head"
+
+
+def collect_runs(**test_metrics: dict[str, Any]) -> pd.DataFrame:
+    """One row per run of the grid: dataset, backbone, head, test mDice and mIoU in %."""
+    from ssformer_repro.reporting.tables import runs_frame
+
+    return runs_frame(test_metrics.values())
+
+
+def tabulate_results(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, str, dict]:
+    """The report's results table (CSV, Markdown, LaTeX) and a nested metrics.json for DVC."""
+    from ssformer_repro.reporting.tables import results_table, table_latex, table_markdown
+
+    table = results_table(runs)
+    dvc_metrics: dict[str, Any] = {}
+    for run in runs.itertuples(index=False):
+        dvc_metrics.setdefault(run.dataset, {}).setdefault(run.backbone, {})[run.head] = {
+            "mdice": round(run.mdice, 4),
+            "miou": round(run.miou, 4),
+        }
+    markdown = table_markdown(table, RESULTS_TITLE)
+    return table, markdown, table_latex(table, RESULTS_TITLE), dvc_metrics
+
+
+def compare_with_published(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Our numbers next to the report's and the paper's, with the differences."""
+    from ssformer_repro.reporting.tables import comparison_table, table_markdown
+
+    table = comparison_table(runs)
+    return table, table_markdown(table, "Our results next to the published ones")
+
+
+def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """The PraNet-toolbox metrics of every run (mean/max Dice over thresholds, S, E, wF, MAE)."""
+    rows = [
+        {"dataset": m["dataset"], "backbone": m["backbone"], "head": m["head"], **m["toolbox"]}
+        for m in test_metrics.values()
+    ]
+    table = pd.DataFrame(rows)
+    note = (
+        "# PraNet-toolbox metrics\n\nPrediction resized to the mask's size and min-max "
+        "normalised; Dice/IoU over 256 thresholds (mean and max), S-measure, E-measure, "
+        "weighted F-measure, MAE (pysodmetrics).\n\n"
+    )
+    return table, note + table.to_markdown(index=False, floatfmt=".4f") + "\n"
+
+
+def plot_study_figures(runs: pd.DataFrame, **histories: pd.DataFrame):
+    """Training curves of every run and the bar chart of test mDice per backbone and head."""
+    from ssformer_repro.reporting.figures import plot_mdice_bars, plot_training_curves
+
+    by_run = {key.replace("__", "."): history for key, history in histories.items()}
+    return plot_training_curves(by_run), plot_mdice_bars(runs)

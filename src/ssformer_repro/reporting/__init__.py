@@ -1,0 +1,1 @@
+"""Tables and figures of the study, computed from every run's metrics."""

@@ -1,0 +1,104 @@
+"""MLflow tracking: one parent run per ``kedro run``, one nested child run per trained model.
+
+The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else ``tracking.uri`` from parameters
+(``sqlite:///mlflow.db`` by default: MLflow 3 refuses the old ``./mlruns`` file store).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+
+def configure_tracking(tracking: dict[str, Any]) -> str:
+    """Point MLflow at the configured store and experiment; return the tracking URI used."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking["uri"]
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(tracking["experiment"])
+    return uri
+
+
+def git_commit(project_path: str | Path) -> str:
+    """The project's git commit (with ``-dirty`` when it has uncommitted changes), or ``unknown``."""
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
+            cwd=project_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return described.stdout.strip()
+
+
+def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as MLflow parameters: ``{"training.scheduler.name": "poly", ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+class ChildRun:
+    """A nested MLflow run for one trained model, or a no-op when tracking is disabled."""
+
+    def __init__(self, run_id: str | None) -> None:
+        self.run_id = run_id
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        """Log one epoch's history row (train loss, validation scores, lr) at step = epoch."""
+        if self.run_id is None:
+            return
+        metrics = {k: float(v) for k, v in row.items() if k != "epoch" and v is not None}
+        mlflow.log_metrics(metrics, step=int(row["epoch"]), run_id=self.run_id)
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Log final metrics (e.g. the test scores)."""
+        if self.run_id is not None:
+            mlflow.log_metrics(metrics, run_id=self.run_id)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Copy a file (checkpoint, table) into the run's artifacts."""
+        if self.run_id is not None:
+            mlflow.log_artifact(str(path), artifact_path=artifact_path, run_id=self.run_id)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        """Save a matplotlib figure into the run's artifacts."""
+        if self.run_id is not None:
+            mlflow.MlflowClient().log_figure(self.run_id, figure, name)
+
+
+@contextmanager
+def child_run(
+    tracking: dict[str, Any], run_name: str, params: dict[str, Any] | None = None
+) -> Iterator[ChildRun]:
+    """Open (and close) a nested child run of the active ``kedro run``'s MLflow run."""
+    if not tracking.get("enabled", True):
+        yield ChildRun(None)
+        return
+    configure_tracking(tracking)
+    with mlflow.start_run(run_name=run_name, nested=mlflow.active_run() is not None) as run:
+        mlflow.set_tag("ssformer.run", run_name)
+        if params:
+            mlflow.log_params(flatten(params))
+        yield ChildRun(run.info.run_id)
+
+
+def existing_child_run(tracking: dict[str, Any], run_id: str | None) -> ChildRun:
+    """A handle on a child run opened by an earlier node (no-op when tracking is off)."""
+    if not tracking.get("enabled", True) or run_id is None:
+        return ChildRun(None)
+    configure_tracking(tracking)
+    return ChildRun(run_id)

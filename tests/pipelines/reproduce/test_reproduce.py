@@ -1,0 +1,74 @@
+"""The demo `reproduce` pipeline end to end in a copy of the project: tables, runs, MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests.conftest import kedro
+
+DEMO_RUNS = [
+    f"{dataset}.mit_b0.{head}"
+    for dataset in ("synth_kvasir", "synth_clinicdb")
+    for head in ("pld", "pld_linear", "sed")
+]
+
+
+@pytest.fixture(scope="module")
+def reproduced(demo_project: Path) -> Path:
+    kedro(demo_project, "run", "--pipelines=reproduce", "--env=demo", "--params=training.epochs=2")
+    return demo_project
+
+
+def test_every_grid_run_is_trained_and_evaluated(reproduced: Path) -> None:
+    for run in DEMO_RUNS:
+        dataset, backbone, head = run.split(".")
+        run_dir = reproduced / "data/06_models" / dataset / f"{backbone}-{head}"
+        assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()
+        outputs = reproduced / "data/07_model_output" / dataset / f"{backbone}-{head}"
+        history = pd.read_csv(outputs / "history.csv")
+        assert list(history["epoch"]) == [1, 2]
+        metrics = json.loads((outputs / "test_metrics.json").read_text())
+        assert metrics["name"] == run and 0.0 <= metrics["mdice"] <= 1.0
+        assert (
+            reproduced / f"data/08_reporting/predictions/{dataset}-{backbone}-{head}.png"
+        ).is_file()
+
+
+def test_study_tables_and_figures_are_written(reproduced: Path) -> None:
+    reporting = reproduced / "data/08_reporting"
+    table = pd.read_csv(reporting / "results_table.csv")
+    assert set(table["dataset"]) == {"synth_kvasir", "synth_clinicdb"}
+    assert {"pld", "pld_linear", "sed", "winner pld vs sed"} <= set(table.columns)
+    assert "averaged over images" in (reporting / "results_table.md").read_text()
+    assert "\\begin{tabular}" in (reporting / "results_table.tex").read_text()
+    metrics = json.loads((reporting / "metrics.json").read_text())
+    assert set(metrics["synth_kvasir"]["mit_b0"]) == {"pld", "pld_linear", "sed"}
+    for name in (
+        "training_curves.png",
+        "mdice_bars.png",
+        "toolbox_metrics.csv",
+        "published_comparison.csv",
+    ):
+        assert (reporting / name).stat().st_size > 0
+
+
+def test_mlflow_has_one_child_run_per_grid_run(reproduced: Path) -> None:
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{reproduced / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ssformer-repro")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("kedro.pipelines") == "reproduce"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].data.tags["kedro.env"] == "demo"
+    assert parents[0].info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == sorted(DEMO_RUNS)
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.data.params["backbone"] == "mit_b0"
+        assert "test_mdice" in child.data.metrics and "val_mdice" in child.data.metrics
+        history = client.get_metric_history(child.info.run_id, "train_loss")
+        assert [m.step for m in history] == [1, 2]
