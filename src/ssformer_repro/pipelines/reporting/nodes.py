@@ -54,6 +54,21 @@ def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFra
     return table, note + table.to_markdown(index=False, floatfmt=".4f") + "\n"
 
 
+def tabulate_model_sizes(model_sizes: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """Params, saved MB and forward GFLOPs of every backbone x head, next to the seed's sizes."""
+    from ssformer_repro.models.sizes import model_size_table
+
+    table = model_size_table(
+        model_sizes["backbones"], model_sizes["heads"], size=model_sizes["image_size"]
+    )
+    note = (
+        f"# Model sizes\n\nMB = bytes of `torch.save(model.state_dict())` / 1e6 (the seed study's "
+        f'"Size"); GFLOPs = 2 x MACs of one forward pass at {model_sizes["image_size"]} x '
+        f"{model_sizes['image_size']} (matmuls and convolutions).\n\n"
+    )
+    return table, note + table.to_markdown(index=False, floatfmt=".4g") + "\n"
+
+
 def plot_study_figures(runs: pd.DataFrame, **histories: pd.DataFrame):
     """Training curves of every run and the bar chart of test mDice per backbone and head."""
     from ssformer_repro.reporting.figures import plot_mdice_bars, plot_training_curves

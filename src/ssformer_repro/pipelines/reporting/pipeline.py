@@ -42,6 +42,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="tabulate_toolbox_metrics",
             ),
             Node(
+                nodes.tabulate_model_sizes,
+                "params:model_sizes",
+                ["model_sizes", "model_sizes_markdown"],
+                name="tabulate_model_sizes",
+            ),
+            Node(
                 nodes.plot_study_figures,
                 {"runs": "study_runs", **histories},
                 ["training_curves", "mdice_bars"],
@@ -55,4 +61,9 @@ def create_pipeline(**kwargs) -> Pipeline:
         for key in runs
         for output in ("test_metrics", "history")
     }
-    return Pipeline(template, namespace="reporting", inputs=external)
+    return Pipeline(
+        template,
+        namespace="reporting",
+        inputs=external,
+        parameters={"params:model_sizes": "params:model_sizes"},
+    )
