@@ -1,4 +1,4 @@
-"""Project hooks: an MLflow parent run around every ``kedro run``."""
+"""Project hooks: check the configuration first, then an MLflow parent run per ``kedro run``."""
 
 from __future__ import annotations
 
@@ -53,3 +53,28 @@ class MlflowRunHook:
 
         while mlflow.active_run() is not None:
             mlflow.end_run(status=status)
+
+
+class ConfigurationCheckHook:
+    """Fail in seconds, listing every problem, when the parameters of a run cannot work."""
+
+    def __init__(self) -> None:
+        self._parameters: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._parameters = context.params
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        from ssformer_repro.config_checks import ConfigurationError, check_parameters
+
+        namespaces = {node.namespace for node in pipeline.nodes if node.namespace}
+        datasets = sorted(ns for ns in namespaces if ns in (self._parameters.get("datasets") or {}))
+        runs = sorted(ns for ns in namespaces if ns.count(".") == 2)
+        problems = check_parameters(self._parameters, datasets, runs)
+        if problems:
+            raise ConfigurationError(
+                f"{len(problems)} problem(s) in the parameters (env {run_params['env']!r}); "
+                "nothing was run:\n- " + "\n- ".join(problems)
+            )

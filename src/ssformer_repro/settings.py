@@ -1,9 +1,10 @@
 """Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from ssformer_repro.hooks import MlflowRunHook
+from ssformer_repro.hooks import ConfigurationCheckHook, MlflowRunHook
 from ssformer_repro.project_config import ProjectConfigLoader
 
-HOOKS = (MlflowRunHook(),)
+# Hooks run last-in first-out: the configuration is checked before an MLflow run is opened.
+HOOKS = (MlflowRunHook(), ConfigurationCheckHook())
 
 CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {

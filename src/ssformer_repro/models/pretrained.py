@@ -60,10 +60,16 @@ def load_encoder_weights(encoder: nn.Module, source: str | os.PathLike) -> None:
     logger.info("Loaded %d encoder tensors from %s", len(state_dict), path)
 
 
+def is_weights_path(source: str | os.PathLike) -> bool:
+    """Whether `source` names a local file (a path or a weights suffix) rather than a hub name."""
+    text = os.fspath(source)
+    return Path(text).suffix in WEIGHT_FILE_SUFFIXES or os.sep in text or "/" in text
+
+
 def resolve_weights_file(source: str | os.PathLike) -> Path:
     """The local file for `source`: the path itself, or the hub file for a hub name."""
     text = os.fspath(source)
-    if Path(text).suffix in WEIGHT_FILE_SUFFIXES or os.sep in text or "/" in text:
+    if is_weights_path(text):
         path = Path(text).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"Encoder weights file {path} does not exist.")
