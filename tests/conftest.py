@@ -60,3 +60,10 @@ def kedro(project: Path, *args: str, check: bool = True) -> subprocess.Completed
 def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project in which tests run the demo environment."""
     return copy_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(scope="session")
+def reproduced(demo_project: Path) -> Path:
+    """The demo project after one 2-epoch `reproduce` run, shared by the tests of its outputs."""
+    kedro(demo_project, "run", "--pipelines=reproduce", "--env=demo", "--params=training.epochs=2")
+    return demo_project

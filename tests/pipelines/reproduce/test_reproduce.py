@@ -7,21 +7,12 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import pytest
-
-from tests.conftest import kedro
 
 DEMO_RUNS = [
     f"{dataset}.mit_b0.{head}"
     for dataset in ("synth_kvasir", "synth_clinicdb")
     for head in ("pld", "pld_linear", "sed")
 ]
-
-
-@pytest.fixture(scope="module")
-def reproduced(demo_project: Path) -> Path:
-    kedro(demo_project, "run", "--pipelines=reproduce", "--env=demo", "--params=training.epochs=2")
-    return demo_project
 
 
 def test_every_grid_run_is_trained_and_evaluated(reproduced: Path) -> None:
