@@ -1,5 +1,6 @@
 """Training of one segmentation run: AdamW, mixed precision on CUDA, per-epoch validation, atomic
-checkpoints (`last.pt`, `best.pt`) and exact resume from `last.pt`."""
+checkpoints (`last.pt`, `best.pt`) and exact resume from `last.pt`; data-parallel over several
+processes when torchrun starts it (distributed.py, docs/scaling.md)."""
 
 import logging
 import math
@@ -25,6 +26,7 @@ from ssformer_repro.training.checkpoint import (
     write_atomically,
 )
 from ssformer_repro.training.device import AMP_MODES, AmpSettings, amp_settings, resolve_device
+from ssformer_repro.training.distributed import BACKEND_CHOICES, DistributedContext
 from ssformer_repro.training.loss import LOSSES, build_loss
 from ssformer_repro.training.schedules import SCHEDULERS, build_scheduler
 
@@ -80,6 +82,8 @@ class TrainingConfig:
     val_threshold: float = 0.5
     val_every: int = 1
     log_every: int = 10
+    # Under torchrun: "auto" is NCCL on CUDA, Gloo on the CPU (docs/scaling.md).
+    distributed_backend: str = AUTO
 
     def __post_init__(self) -> None:
         for name, (is_valid, requirement) in _SETTING_CHECKS.items():
@@ -144,6 +148,7 @@ _SETTING_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "val_threshold": (lambda value: _is_number(value) and 0 < value < 1, "a number in (0, 1)"),
     "val_every": (lambda value: _is_int(value) and value > 0, "a positive integer"),
     "log_every": (lambda value: _is_int(value) and value > 0, "a positive integer"),
+    "distributed_backend": (lambda value: value in BACKEND_CHOICES, f"one of {BACKEND_CHOICES}"),
 }
 
 
@@ -171,6 +176,15 @@ class _RunState:
     best_epoch: int = 0
     history: list[dict] = field(default_factory=list)
 
+    def record(self, row: dict) -> bool:
+        """Add a finished epoch's history row; return whether its validation mDice is the best."""
+        self.history.append(row)
+        self.epoch = row["epoch"]
+        improved = row["val_mdice"] > self.best_val_mdice  # False for NaN: epochs not validated
+        if improved:
+            self.best_val_mdice, self.best_epoch = row["val_mdice"], self.epoch
+        return improved
+
 
 @dataclass(frozen=True)
 class _Placement:
@@ -181,9 +195,9 @@ class _Placement:
     memory_format: torch.memory_format
 
     @classmethod
-    def for_config(cls, config: TrainingConfig) -> "_Placement":
-        """Resolve the device, AMP and channels-last settings ("auto": on for CUDA)."""
-        device = resolve_device(config.device)
+    def for_config(cls, config: TrainingConfig, context: DistributedContext) -> "_Placement":
+        """Resolve the device (this process's GPU under torchrun), AMP and channels-last."""
+        device = context.device_for(resolve_device(config.device))
         channels_last = _resolve_auto(config.channels_last, device.type == "cuda")
         return cls(
             device=device,
@@ -272,15 +286,22 @@ def train_segmenter(
     Datasets yield {"image": (3,S,S) float, "mask": (1,S,S) in {0,1}, "id": str}. If
     `run_dir/last.pt` exists with the same config (only `epochs` may grow), training resumes
     after its epoch; with num_workers=0 the result equals an uninterrupted run exactly.
+
+    Under torchrun every process calls this with the same arguments (docs/scaling.md): each
+    trains on its share of every global batch of `batch_size` images in DistributedDataParallel;
+    rank 0 alone validates, writes files and calls `on_epoch_end`; all return the same result.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = run_dir / LAST_CHECKPOINT, run_dir / BEST_CHECKPOINT
     for name, dataset in (("train_set", train_set), ("val_set", val_set)):
         if len(dataset) == 0:
             raise ValueError(f"run {run_name!r}: {name} is empty; training needs both splits.")
+    context = DistributedContext.from_env()
+    batch_size = context.per_process_batch_size(config.batch_size)
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
-    placement = _Placement.for_config(config)
+    placement = _Placement.for_config(config, context)
     on_cuda = placement.device.type == "cuda"
     if on_cuda:
         # Inputs have one fixed size, so let cuDNN time and pick the fastest kernels.
@@ -289,84 +310,115 @@ def train_segmenter(
     parts = _RunParts.build(model, config, placement)
     loss_fn = build_loss(config.loss)
 
-    state = _RunState()
-    if last_path.exists():
-        checkpoint = _load_resumable(last_path, config)
-        parts.load_state_dict(checkpoint)
-        state = _RunState(
-            epoch=checkpoint["epoch"],
-            best_val_mdice=checkpoint["best_val_mdice"],
-            best_epoch=checkpoint["best_epoch"],
-            history=list(checkpoint["history"]),
-        )
-        logger.info("run %r: resuming from %s after epoch %d.", run_name, last_path, state.epoch)
+    state = _resume(parts, last_path, config, run_name) if last_path.exists() else _RunState()
     if state.epoch == config.epochs:
         logger.info("run %r: already trained for %d epochs; nothing to do.", run_name, state.epoch)
         return _result(state, best_path, last_path)
 
     loader_options = {
-        "batch_size": config.batch_size,
+        "batch_size": batch_size,
         "num_workers": config.num_workers,
         "pin_memory": _resolve_auto(config.pin_memory, on_cuda),
         "persistent_workers": config.num_workers > 0,
     }
+    # One seeded permutation per epoch, dealt to the processes (all of it to a single process);
     # torch seeds python, numpy and torch in each worker from the loader's generator.
+    train_sampler = context.sampler_for(train_set, config.seed)
     train_loader = DataLoader(
-        train_set, shuffle=True, generator=parts.loader_generator, **loader_options
+        train_set, sampler=train_sampler, generator=parts.loader_generator, **loader_options
     )
     val_loader = DataLoader(val_set, shuffle=False, **loader_options)
 
-    for epoch in range(state.epoch + 1, config.epochs + 1):
-        started = time.perf_counter()
-        lr = parts.optimizer.param_groups[0]["lr"]
-        train_loss, images_per_second = _train_one_epoch(
-            parts,
-            train_loader,
-            loss_fn,
-            placement,
-            config.log_every,
-            where=f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}",
-        )
-        parts.scheduler.step()
-        val_mdice = val_miou = math.nan
-        if epoch % config.val_every == 0 or epoch == config.epochs:
-            val_mdice, val_miou = _validate(model, val_loader, placement, config.val_threshold)
-        row = {
-            "epoch": epoch,
-            "lr": float(lr),
-            "train_loss": train_loss,
-            "val_mdice": val_mdice,
-            "val_miou": val_miou,
-            "images_per_second": images_per_second,
-            "epoch_seconds": time.perf_counter() - started,
-        }
-        state.history.append(row)
-        state.epoch = epoch
-        _save_epoch(parts, state, config, run_dir, run_name)
-        logger.info(
-            "run %r epoch %d/%d: lr %.3g, train loss %.4f, val mDice %.4f, mIoU %.4f, %.1f img/s",
-            run_name,
-            epoch,
-            config.epochs,
-            lr,
-            train_loss,
-            val_mdice,
-            val_miou,
-            images_per_second,
-        )
-        if on_epoch_end is not None:
-            on_epoch_end(dict(row))
+    with context.process_group(config.distributed_backend, placement.device):
+        train_model = context.wrap_model(parts.model, placement.device)
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            started = time.perf_counter()
+            train_sampler.set_epoch(epoch)
+            if context.is_distributed:
+                # Ranks must draw different augmentations; seeding per epoch also makes resume
+                # exact without storing every rank's RNG state.
+                rank_seed = context.rank_seed(config.seed, epoch)
+                seed_everything(rank_seed)
+                parts.loader_generator.manual_seed(rank_seed)
+            lr = parts.optimizer.param_groups[0]["lr"]
+            train_loss, images_per_second = _train_one_epoch(
+                parts,
+                train_model,
+                train_loader,
+                loss_fn,
+                placement,
+                config.log_every,
+                where=f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}",
+                show_progress=context.is_main,
+            )
+            parts.scheduler.step()
+            val_mdice = val_miou = math.nan
+            validate = epoch % config.val_every == 0 or epoch == config.epochs
+            if validate and context.is_main:
+                val_mdice, val_miou = _validate(
+                    parts.model, val_loader, placement, config.val_threshold
+                )
+            row = {
+                "epoch": epoch,
+                "lr": float(lr),
+                "train_loss": context.mean(train_loss, placement.device),
+                "val_mdice": val_mdice,
+                "val_miou": val_miou,
+                "images_per_second": context.sum(images_per_second, placement.device),
+                "epoch_seconds": time.perf_counter() - started,
+            }
+            row = context.broadcast_from_main(row)
+            improved = state.record(row)
+            if context.is_main:
+                _save_epoch(parts, state, config, run_dir, run_name, improved)
+                _log_epoch(run_name, config.epochs, row)
+                if on_epoch_end is not None:
+                    on_epoch_end(dict(row))
+            context.barrier()  # the others wait until rank 0 has saved this epoch
 
     return _result(state, best_path, last_path)
 
 
+def _resume(parts: _RunParts, last_path: Path, config: TrainingConfig, run_name: str) -> _RunState:
+    """Restore `parts` from `last.pt` and return the progress it holds."""
+    checkpoint = _load_resumable(last_path, config)
+    parts.load_state_dict(checkpoint)
+    logger.info(
+        "run %r: resuming from %s after epoch %d.", run_name, last_path, checkpoint["epoch"]
+    )
+    return _RunState(
+        epoch=checkpoint["epoch"],
+        best_val_mdice=checkpoint["best_val_mdice"],
+        best_epoch=checkpoint["best_epoch"],
+        history=list(checkpoint["history"]),
+    )
+
+
+def _log_epoch(run_name: str, epochs: int, row: dict) -> None:
+    logger.info(
+        "run %r epoch %d/%d: lr %.3g, train loss %.4f, val mDice %.4f, mIoU %.4f, %.1f img/s",
+        run_name,
+        row["epoch"],
+        epochs,
+        row["lr"],
+        row["train_loss"],
+        row["val_mdice"],
+        row["val_miou"],
+        row["images_per_second"],
+    )
+
+
 def _save_epoch(
-    parts: _RunParts, state: _RunState, config: TrainingConfig, run_dir: Path, run_name: str
+    parts: _RunParts,
+    state: _RunState,
+    config: TrainingConfig,
+    run_dir: Path,
+    run_name: str,
+    improved: bool,
 ) -> None:
     """After an epoch: `best.pt` if validation mDice improved, then `last.pt` and `history.csv`."""
-    latest = state.history[-1]
-    if latest["val_mdice"] > state.best_val_mdice:  # False for NaN: epochs without validation
-        state.best_val_mdice, state.best_epoch = latest["val_mdice"], state.epoch
+    if improved:
+        latest = state.history[-1]
         best = {
             "model": parts.model.state_dict(),
             "epoch": state.epoch,
@@ -437,19 +489,24 @@ def _load_resumable(last_path: Path, config: TrainingConfig) -> dict:
 
 def _train_one_epoch(
     parts: _RunParts,
+    model: nn.Module,
     loader: DataLoader,
     loss_fn: nn.Module,
     placement: _Placement,
     log_every: int,
     where: str,
+    show_progress: bool,
 ) -> tuple[float, float]:
-    """One pass over the training loader; returns the mean batch loss and the images per second."""
-    model, optimizer, scaler = parts.model, parts.optimizer, parts.scaler
+    """One pass over the training loader with `model` (`parts.model`, or it in DDP); returns the
+    mean batch loss and the images per second of this process."""
+    optimizer, scaler = parts.optimizer, parts.scaler
     model.train()
     pending_losses: list[torch.Tensor] = []  # checked every `log_every` steps, saving GPU syncs
     loss_sum, images_seen = 0.0, 0
     started = time.perf_counter()
-    progress = tqdm(loader, desc=where, unit="batch", leave=False, disable=None)
+    progress = tqdm(
+        loader, desc=where, unit="batch", leave=False, disable=None if show_progress else True
+    )
     for step, batch in enumerate(progress, start=1):
         images, masks = placement.batch(batch)
         with placement.autocast():

@@ -54,8 +54,11 @@ def train_run(
     from ssformer_repro.data.augment import build_eval_transform, build_train_transform
     from ssformer_repro.data.dataset import CachedSegmentationDataset
     from ssformer_repro.tracking import child_run
+    from ssformer_repro.training.distributed import DistributedContext
     from ssformer_repro.training.loop import TrainingConfig, seed_everything, train_segmenter
 
+    if not DistributedContext.from_env().is_main:
+        tracking = {**tracking, "enabled": False}  # under torchrun, rank 0 alone logs to MLflow
     settings = run_settings(run, {"training": training, "model": model}, reproduce)
     config = TrainingConfig.from_dict(settings["training"])
     seed_everything(config.seed)
