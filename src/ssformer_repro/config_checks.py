@@ -57,6 +57,18 @@ def check_image_sizes(parameters: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_mask_policy(parameters: dict[str, Any]) -> list[str]:
+    """What to do with masks of more than two grey values must be a known policy."""
+    from ssformer_repro.data.validation import NON_BINARY_MASK_POLICIES
+
+    policy = (parameters.get("data_processing") or {}).get("non_binary_masks", "binarise")
+    if policy in NON_BINARY_MASK_POLICIES:
+        return []
+    return [
+        f"data_processing.non_binary_masks is {policy!r}; valid: {list(NON_BINARY_MASK_POLICIES)}"
+    ]
+
+
 def check_run(run_name: str, parameters: dict[str, Any]) -> list[str]:
     """Problems of one grid run ``<dataset>.<backbone>.<head>``: names, training, weights."""
     from ssformer_repro.models import available_backbones, available_heads
@@ -99,6 +111,8 @@ def check_parameters(parameters: dict[str, Any], datasets: list[str], runs: list
     problems = []
     for name in datasets:
         problems += check_dataset(name, known.get(name))
+    if datasets:
+        problems += check_mask_policy(parameters)
     if datasets or runs:
         problems += check_image_sizes(parameters)
     for run_name in runs:

@@ -1,10 +1,12 @@
 """Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
 from ssformer_repro.hooks import ConfigurationCheckHook, MlflowRunHook
+from ssformer_repro.locking import RunLockHook
 from ssformer_repro.project_config import ProjectConfigLoader
 
-# Hooks run last-in first-out: the configuration is checked before an MLflow run is opened.
-HOOKS = (MlflowRunHook(), ConfigurationCheckHook())
+# Hooks run last-in first-out: the configuration is checked, then the outputs are locked
+# (docs/reliability.md), before an MLflow run is opened.
+HOOKS = (MlflowRunHook(), RunLockHook(lock_folder="data/.locks"), ConfigurationCheckHook())
 
 CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {

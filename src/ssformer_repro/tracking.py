@@ -7,6 +7,7 @@ The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else ``tracking.uri`` from
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+
+# Parameter names that look like credentials: their values are never sent to MLflow.
+SECRET_NAME = re.compile(r"password|passwd|secret|token|api_?key|access_?key|credential", re.I)
+REDACTED = "<redacted>"
 
 
 def configure_tracking(tracking: dict[str, Any]) -> str:
@@ -40,11 +45,16 @@ def git_commit(project_path: str | Path) -> str:
 
 
 def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as MLflow parameters: ``{"training.scheduler.name": "poly", ...}``."""
+    """Nested settings as MLflow parameters: ``{"training.scheduler.name": "poly", ...}``.
+
+    Values under credential-like names (password, token, secret, ...) become ``<redacted>``.
+    """
     flat: dict[str, Any] = {}
     for key, value in settings.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if SECRET_NAME.search(str(key)):
+            flat[name] = REDACTED
+        elif isinstance(value, dict):
             flat.update(flatten(value, f"{name}."))
         else:
             flat[name] = value

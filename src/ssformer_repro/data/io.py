@@ -34,7 +34,12 @@ def read_mask(path: str | Path, threshold: int = 127) -> np.ndarray:
     JPEG masks (Kvasir-SEG) are not binary (values 0..7 and 248..255), so a threshold,
     not an equality test against 255, keeps the polyp edges.
     """
-    return _decode(path, _as_gray) > threshold
+    return read_gray(path) > threshold
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """Decode an image file as an (H, W) uint8 grey array (a mask before thresholding)."""
+    return _decode(path, _as_gray)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -47,7 +47,12 @@ def split_from_id_lists(
     problems = []
     for split, listed_ids in id_lists.items():
         for sample_id in dict.fromkeys(listed_ids):
-            if sample_id not in dataset_ids:
+            if _is_path_like(sample_id):
+                problems.append(
+                    f"id {sample_id!r} in list {split!r} is a path that leaves the dataset "
+                    "folder, not a sample id; list file stems such as 'cju0qkwl35piu0993l0dewei2'"
+                )
+            elif sample_id not in dataset_ids:
                 problems.append(f"id {sample_id!r} in list {split!r} is not in the dataset")
             elif sample_id in assignment:
                 problems.append(
@@ -174,6 +179,15 @@ def _check_fractions(**fractions: float) -> None:
         raise SplitError(
             f"Split fractions {fractions} must each be in [0, 1) and sum to less than 1."
         )
+
+
+def _is_path_like(sample_id: str) -> bool:
+    """Whether a listed id is an absolute path or climbs folders ('../x', '/etc/x'), not a name.
+
+    Ids are file stems, or '<test set>/<stem>' in the PraNet layout.
+    """
+    path = PurePosixPath(sample_id.replace("\\", "/"))
+    return path.is_absolute() or ".." in path.parts or "\x00" in sample_id
 
 
 def _strip_image_suffix(name: str) -> str:

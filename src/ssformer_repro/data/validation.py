@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ssformer_repro.data.io import ImageReadError, read_mask, read_rgb
+from ssformer_repro.data.io import ImageReadError, read_gray, read_rgb
 from ssformer_repro.data.layouts import SamplePair
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["id", "height", "width", "foreground_fraction"]
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+# What to do with a mask of more than two grey values (JPEG noise, soft labels, several classes).
+NON_BINARY_MASK_POLICIES = ("binarise", "error")
 
 
 class DatasetValidationError(ValueError):
@@ -22,33 +25,63 @@ class DatasetValidationError(ValueError):
 
 
 def summarise_pairs(
-    pairs: Sequence[SamplePair], mask_threshold: int = 127, progress: bool = False
+    pairs: Sequence[SamplePair],
+    mask_threshold: int = 127,
+    progress: bool = False,
+    non_binary_masks: str = "binarise",
 ) -> pd.DataFrame:
     """Decode every pair and return id, height, width and mask foreground fraction per pair.
 
     All problems (unreadable files, image/mask size mismatches) are collected and raised
-    together; masks without foreground only trigger a warning.
+    together; masks without foreground only trigger a warning. Masks with more than two grey
+    values are counted and binarised at `mask_threshold` with a warning, or are problems too
+    when `non_binary_masks` is "error".
     """
+    if non_binary_masks not in NON_BINARY_MASK_POLICIES:
+        raise ValueError(
+            f"non_binary_masks is {non_binary_masks!r}; valid: {list(NON_BINARY_MASK_POLICIES)}."
+        )
     rows = []
     problems = []
+    non_binary_ids = []
     for pair in tqdm(pairs, desc="Validating pairs", disable=not progress):
         try:
             image = read_rgb(pair.image_path)
-            mask = read_mask(pair.mask_path, threshold=mask_threshold)
+            grey = read_gray(pair.mask_path)
         except ImageReadError as error:
             problems.append(f"{pair.id}: {error}")
             continue
-        if image.shape[:2] != mask.shape:
+        if image.shape[:2] != grey.shape:
             problems.append(
                 f"{pair.id}: image {pair.image_path} is {_size(image.shape)} but mask "
-                f"{pair.mask_path} is {_size(mask.shape)} (height x width)"
+                f"{pair.mask_path} is {_size(grey.shape)} (height x width)"
             )
             continue
+        grey_levels = np.count_nonzero(np.bincount(grey.ravel(), minlength=256))
+        if grey_levels > 2:
+            non_binary_ids.append(pair.id)
+            if non_binary_masks == "error":
+                problems.append(
+                    f"{pair.id}: mask {pair.mask_path} has {grey_levels} grey values, not two; "
+                    "set data_processing.non_binary_masks to 'binarise' to threshold it at grey "
+                    f"value > {mask_threshold}"
+                )
+                continue
+        mask = grey > mask_threshold
         rows.append((pair.id, image.shape[0], image.shape[1], float(mask.mean())))
     if problems:
         raise DatasetValidationError(
             f"{len(problems)} of {len(pairs)} image/mask pairs are invalid:\n  "
             + "\n  ".join(problems)
+        )
+    if non_binary_ids:
+        logger.warning(
+            "%d of %d masks have more than two grey values (JPEG noise or soft labels); they were "
+            "binarised at grey value > %d: %s",
+            len(non_binary_ids),
+            len(pairs),
+            mask_threshold,
+            ", ".join(non_binary_ids[:20]) + (" ..." if len(non_binary_ids) > 20 else ""),
         )
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     empty_ids = summary.loc[summary["foreground_fraction"] == 0, "id"].tolist()

@@ -10,6 +10,10 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from ssformer_repro.training.failures import DiskFullError, explain_disk_full, is_disk_full
+
+PARTIAL_WRITE_GLOB = ".*.tmp"
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be read."""
@@ -19,24 +23,44 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Non
     """Write a file through `write(handle)` so that `path` is either the old or the complete new file.
 
     The data goes to a temporary file in the same folder, is flushed to disk, and then replaces
-    `path` in one rename; a failure removes the temporary file and leaves `path` untouched.
+    `path` in one rename; a failure removes the temporary file and leaves `path` untouched. A full
+    disk raises DiskFullError naming `path`. A process killed mid-write leaves only a hidden
+    `.<name>.*.tmp` file, which nothing reads (`remove_partial_writes` deletes it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        if is_disk_full(error):
+            raise DiskFullError(error.errno, explain_disk_full(error, path)) from error
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
-def _fsync_folder(folder: Path) -> None:
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left in `folder`; return them.
+
+    Call it only while no other process writes to `folder` (the run's lock guarantees that).
+    """
+    leftovers = sorted(Path(folder).glob(PARTIAL_WRITE_GLOB))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
+
+
+def fsync_folder(folder: Path) -> None:
     """Persist a rename inside `folder` (a no-op where folders cannot be opened, e.g. Windows)."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)

@@ -21,12 +21,14 @@ from ssformer_repro.training.checkpoint import (
     CheckpointError,
     capture_rng_state,
     load_checkpoint,
+    remove_partial_writes,
     restore_rng_state,
     save_checkpoint,
     write_atomically,
 )
 from ssformer_repro.training.device import AMP_MODES, AmpSettings, amp_settings, resolve_device
 from ssformer_repro.training.distributed import BACKEND_CHOICES, DistributedContext
+from ssformer_repro.training.failures import applied_updates, count_skipped_steps
 from ssformer_repro.training.loss import LOSSES, build_loss
 from ssformer_repro.training.schedules import SCHEDULERS, build_scheduler
 
@@ -43,6 +45,7 @@ HISTORY_COLUMNS = (
     "val_miou",
     "images_per_second",
     "epoch_seconds",
+    "skipped_steps",  # optimizer steps the fp16 grad scaler skipped (inf/NaN gradients)
 )
 LAST_CHECKPOINT_KEYS = (
     "epoch",
@@ -300,6 +303,7 @@ def train_segmenter(
     batch_size = context.per_process_batch_size(config.batch_size)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(run_dir)  # left by a process killed while saving
 
     placement = _Placement.for_config(config, context)
     on_cuda = placement.device.type == "cuda"
@@ -341,6 +345,8 @@ def train_segmenter(
                 seed_everything(rank_seed)
                 parts.loader_generator.manual_seed(rank_seed)
             lr = parts.optimizer.param_groups[0]["lr"]
+            where = f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}"
+            updates_before = applied_updates(parts.optimizer)
             train_loss, images_per_second = _train_one_epoch(
                 parts,
                 train_model,
@@ -348,7 +354,7 @@ def train_segmenter(
                 loss_fn,
                 placement,
                 config.log_every,
-                where=f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}",
+                where=where,
                 show_progress=context.is_main,
             )
             parts.scheduler.step()
@@ -366,6 +372,9 @@ def train_segmenter(
                 "val_miou": val_miou,
                 "images_per_second": context.sum(images_per_second, placement.device),
                 "epoch_seconds": time.perf_counter() - started,
+                "skipped_steps": count_skipped_steps(
+                    parts.optimizer, updates_before, len(train_loader), where
+                ),
             }
             row = context.broadcast_from_main(row)
             improved = state.record(row)

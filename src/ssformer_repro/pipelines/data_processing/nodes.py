@@ -51,7 +51,10 @@ def measure_images(raw_pairs: pd.DataFrame, data_processing: dict[str, Any]) -> 
     from ssformer_repro.data.validation import summarise_pairs
 
     return summarise_pairs(
-        _pairs_list(raw_pairs), mask_threshold=data_processing["mask_threshold"], progress=True
+        _pairs_list(raw_pairs),
+        mask_threshold=data_processing["mask_threshold"],
+        progress=True,
+        non_binary_masks=data_processing.get("non_binary_masks", "binarise"),
     )
 
 

@@ -55,6 +55,7 @@ def train_run(
     from ssformer_repro.data.dataset import CachedSegmentationDataset
     from ssformer_repro.tracking import child_run
     from ssformer_repro.training.distributed import DistributedContext
+    from ssformer_repro.training.failures import explained_resource_errors
     from ssformer_repro.training.loop import TrainingConfig, seed_everything, train_segmenter
 
     if not DistributedContext.from_env().is_main:
@@ -68,7 +69,11 @@ def train_run(
     val_transform = build_eval_transform(augmentation)
     val_set = CachedSegmentationDataset.from_cache(decoded_cache, val_transform, "val")
     params = {**run, **settings, "augmentation": augmentation}
-    with child_run(tracking, run["name"], params) as tracked:
+    processes = DistributedContext.from_env().world_size
+    with (
+        child_run(tracking, run["name"], params) as tracked,
+        explained_resource_errors(run["name"], config.batch_size, processes),
+    ):
         result = train_segmenter(
             network,
             train_set,
@@ -112,6 +117,7 @@ def evaluate_run(
     from ssformer_repro.evaluation.predict import evaluate_predictions, predict_probabilities
     from ssformer_repro.tracking import existing_child_run
     from ssformer_repro.training.device import resolve_device
+    from ssformer_repro.training.failures import explained_resource_errors
     from ssformer_repro.training.loop import load_best_model
 
     settings = run_settings(run, {"model": model, "evaluation": evaluation}, reproduce)
@@ -131,9 +137,13 @@ def evaluate_run(
         )
 
     threshold = settings["evaluation"]["threshold"]
-    per_image, toolbox = evaluate_predictions(
-        predict_probabilities(network, loader(test_set), device), threshold=threshold, progress=True
-    )
+    batch_size = settings["evaluation"]["batch_size"]
+    with explained_resource_errors(run["name"], batch_size, setting="evaluation.batch_size"):
+        per_image, toolbox = evaluate_predictions(
+            predict_probabilities(network, loader(test_set), device),
+            threshold=threshold,
+            progress=True,
+        )
     metrics = {
         **run,
         **summarise_scores(per_image),
