@@ -18,12 +18,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ssformer_repro.training.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    remove_partial_writes,
-    save_checkpoint,
-)
+from ssformer_repro.atomic_files import remove_partial_writes
+from ssformer_repro.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 JOB = Path(__file__).with_name("training_job.py")
 EPOCHS = 6
@@ -95,7 +91,7 @@ WRITER_KILLED_MID_CHECKPOINT = textwrap.dedent(
     """
     import io, sys, time
     import torch
-    from ssformer_repro.training.checkpoint import write_atomically
+    from ssformer_repro.atomic_files import write_atomically
 
     def half_then_hang(file):
         buffer = io.BytesIO()

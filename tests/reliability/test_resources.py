@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from ssformer_repro.training import checkpoint
+from ssformer_repro import atomic_files
+from ssformer_repro.atomic_files import DiskFullError
 from ssformer_repro.training.checkpoint import load_checkpoint, save_checkpoint
 from ssformer_repro.training.failures import (
-    DiskFullError,
     OutOfMemoryError,
     explain_out_of_memory,
     explained_resource_errors,
@@ -106,7 +106,7 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(
     def disk_full(descriptor: int) -> None:  # where delayed allocation reports ENOSPC
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", disk_full)
+    monkeypatch.setattr(atomic_files.os, "fsync", disk_full)
     with pytest.raises(DiskFullError, match=rf"no space left on device while writing {path}"):
         save_checkpoint({"epoch": 2}, path)
     monkeypatch.undo()
@@ -121,7 +121,7 @@ def test_full_disk_in_training_stops_with_the_message_and_a_resumable_run(
     disks = SlowDisks(count=4, slow=False)
     config = TrainingConfig(epochs=3, batch_size=2, scheduler=CONSTANT_LR, device="cpu")
     saves = {"count": 0}
-    real_fsync = checkpoint.os.fsync
+    real_fsync = atomic_files.os.fsync
 
     def full_after_epoch_one(descriptor: int) -> None:
         saves["count"] += 1
@@ -129,7 +129,7 @@ def test_full_disk_in_training_stops_with_the_message_and_a_resumable_run(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(descriptor)
 
-    monkeypatch.setattr(checkpoint.os, "fsync", full_after_epoch_one)
+    monkeypatch.setattr(atomic_files.os, "fsync", full_after_epoch_one)
     with pytest.raises(DiskFullError, match="no space left on device while writing"):
         with explained_resource_errors("full", config.batch_size):
             train_segmenter(tiny_model(), disks, disks, config, tmp_path, "full")

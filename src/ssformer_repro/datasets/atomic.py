@@ -14,8 +14,12 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from ssformer_repro.training.checkpoint import fsync_folder
-from ssformer_repro.training.failures import DiskFullError, explain_disk_full, is_disk_full
+from ssformer_repro.atomic_files import (
+    DiskFullError,
+    explain_disk_full,
+    fsync_folder,
+    is_disk_full,
+)
 
 PARTIAL_TAG_LENGTH = 8
 

@@ -1,77 +1,16 @@
 """Checkpoints written atomically and read back with `weights_only=True`, plus the RNG states they hold."""
 
-import os
 import random
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from ssformer_repro.training.failures import DiskFullError, explain_disk_full, is_disk_full
-
-PARTIAL_WRITE_GLOB = ".*.tmp"
+from ssformer_repro.atomic_files import write_atomically
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be read."""
-
-
-def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file through `write(handle)` so that `path` is either the old or the complete new file.
-
-    The data goes to a temporary file in the same folder, is flushed to disk, and then replaces
-    `path` in one rename; a failure removes the temporary file and leaves `path` untouched. A full
-    disk raises DiskFullError naming `path`. A process killed mid-write leaves only a hidden
-    `.<name>.*.tmp` file, which nothing reads (`remove_partial_writes` deletes it).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "wb") as file:
-                write(file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as error:
-        if is_disk_full(error):
-            raise DiskFullError(error.errno, explain_disk_full(error, path)) from error
-        raise
-    fsync_folder(path.parent)
-
-
-def remove_partial_writes(folder: str | Path) -> list[Path]:
-    """Delete the temporary files that writers killed mid-write left in `folder`; return them.
-
-    Call it only while no other process writes to `folder` (the run's lock guarantees that).
-    """
-    leftovers = sorted(Path(folder).glob(PARTIAL_WRITE_GLOB))
-    for leftover in leftovers:
-        leftover.unlink(missing_ok=True)
-    return leftovers
-
-
-def fsync_folder(folder: Path) -> None:
-    """Persist a rename inside `folder` (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:

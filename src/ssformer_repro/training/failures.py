@@ -4,18 +4,16 @@ Each becomes a message that says which resource ran out and what to do; training
 `last.pt` once it is fixed, so nothing but the current epoch is lost.
 """
 
-import errno
 import logging
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 
+from ssformer_repro.atomic_files import DiskFullError, explain_disk_full, is_disk_full
+
 logger = logging.getLogger(__name__)
 
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # What allocators say when they fail (CUDA, CPU, Apple MPS); CUDA raises torch.OutOfMemoryError.
 OUT_OF_MEMORY_PHRASES = ("out of memory", "can't allocate memory", "not enough memory")
 GPU_MARKERS = ("cuda", "mps", "hip")
@@ -25,21 +23,12 @@ class OutOfMemoryError(RuntimeError):
     """A run needed more GPU or CPU memory than there is; the message names the batch size to try."""
 
 
-class DiskFullError(OSError):
-    """A file could not be written because its disk (or disk quota) is full."""
-
-
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether `error` is an allocator failure (GPU or CPU), not an ordinary bug."""
     if isinstance(error, torch.OutOfMemoryError | MemoryError):
         return True
     message = str(error).lower()
     return isinstance(error, RuntimeError) and any(p in message for p in OUT_OF_MEMORY_PHRASES)
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """Whether `error` is "no space left on device" or "disk quota exceeded"."""
-    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
 
 
 def smaller_batch_size(batch_size: int, processes: int = 1) -> int | None:
@@ -88,20 +77,6 @@ def explain_out_of_memory(
     )
 
 
-def explain_disk_full(error: OSError, path: str | Path) -> str:
-    """Which file could not be written, how much space is left there, and what to do."""
-    path = Path(path)
-    free = _free_bytes(path.parent)
-    free_text = f"{free / 2**30:.2f} GiB free" if free is not None else "free space unknown"
-    what = "disk quota exceeded" if error.errno == errno.EDQUOT else "no space left on device"
-    return (
-        f"{what} while writing {path} ({free_text} on that file system). The previous "
-        f"{path.name}, if any, is intact. Free space there (e.g. delete old runs or MLflow "
-        "artifacts) or point the output folder at a larger disk, then re-run: training resumes "
-        "from the last checkpoint."
-    )
-
-
 @contextmanager
 def explained_resource_errors(
     run_name: str, batch_size: int, processes: int = 1, setting: str = "training.batch_size"
@@ -113,7 +88,7 @@ def explained_resource_errors(
     try:
         yield
     except DiskFullError:
-        raise  # already names the file (see checkpoint.write_atomically)
+        raise  # already names the file (see atomic_files.write_atomically)
     except Exception as error:
         if is_out_of_memory(error):
             message = explain_out_of_memory(error, batch_size, run_name, processes, setting)
@@ -153,13 +128,3 @@ def count_skipped_steps(
             steps,
         )
     return skipped
-
-
-def _free_bytes(folder: Path) -> int | None:
-    """Free bytes of the file system holding `folder` (or its nearest existing parent)."""
-    for candidate in (folder, *folder.parents):
-        try:
-            return shutil.disk_usage(candidate).free
-        except OSError:
-            continue
-    return None

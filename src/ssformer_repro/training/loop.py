@@ -17,14 +17,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ssformer_repro.atomic_files import remove_partial_writes, write_atomically
 from ssformer_repro.training.checkpoint import (
     CheckpointError,
     capture_rng_state,
     load_checkpoint,
-    remove_partial_writes,
     restore_rng_state,
     save_checkpoint,
-    write_atomically,
 )
 from ssformer_repro.training.device import AMP_MODES, AmpSettings, amp_settings, resolve_device
 from ssformer_repro.training.distributed import BACKEND_CHOICES, DistributedContext
