@@ -70,7 +70,7 @@ def test_notebook_runs_without_errors(executed: nbformat.NotebookNode) -> None:
 
 def test_notebook_shows_the_study_tables(reproduced: Path, executed: nbformat.NotebookNode) -> None:
     html = outputs(executed, "text/html")
-    reporting = reproduced / "data/08_reporting"
+    reporting = reproduced / "data/demo/08_reporting"
     for table, decimals in (
         ("results_table.csv", 2),
         ("runs.csv", 2),
@@ -84,7 +84,7 @@ def test_notebook_shows_the_study_tables(reproduced: Path, executed: nbformat.No
 def test_notebook_shows_curves_overlays_and_saved_figures(
     reproduced: Path, executed: nbformat.NotebookNode
 ) -> None:
-    reporting = reproduced / "data/08_reporting"
+    reporting = reproduced / "data/demo/08_reporting"
     runs = pd.read_csv(reporting / "runs.csv")
     images = outputs(executed, "image/png")
     # Its own curves plot, the two study figures, one overlay per run, one preview per dataset.

@@ -21,7 +21,7 @@ def processed(demo_project: Path) -> Path:
 
 @pytest.mark.parametrize("name", DEMO_DATASETS)
 def test_demo_run_writes_manifest_cache_summary_and_figure(processed: Path, name: str) -> None:
-    manifest = pd.read_csv(processed / f"data/05_model_input/{name}_split.csv", dtype=str)
+    manifest = pd.read_csv(processed / f"data/demo/05_model_input/{name}_split.csv", dtype=str)
     assert list(manifest.columns) == ["id", "image_path", "mask_path", "split"]
     n = len(manifest)
     counts = manifest["split"].value_counts().to_dict()
@@ -32,20 +32,22 @@ def test_demo_run_writes_manifest_cache_summary_and_figure(processed: Path, name
     }
     assert all((processed / path).is_file() for path in manifest["image_path"])
 
-    summary = pd.read_csv(processed / f"data/08_reporting/{name}_summary.csv", dtype={"id": str})
+    summary = pd.read_csv(
+        processed / f"data/demo/08_reporting/{name}_summary.csv", dtype={"id": str}
+    )
     assert list(summary.columns) == ["id", "split", "height", "width", "foreground_fraction"]
     assert sorted(summary["id"]) == sorted(manifest["id"])
     assert (summary["foreground_fraction"] > 0).all()
-    assert (processed / f"data/08_reporting/{name}_overview.csv").is_file()
-    assert (processed / f"data/08_reporting/{name}_augmentations.png").stat().st_size > 10_000
+    assert (processed / f"data/demo/08_reporting/{name}_overview.csv").is_file()
+    assert (processed / f"data/demo/08_reporting/{name}_augmentations.png").stat().st_size > 10_000
 
-    cache = processed / f"data/05_model_input/{name}_cache"
+    cache = processed / f"data/demo/05_model_input/{name}_cache"
     images = np.load(cache / "images.npy", mmap_mode="r")
     assert images.shape == (counts["train"] + counts["val"], 64, 64, 3)
 
 
 def test_second_run_gives_byte_identical_manifests(processed: Path) -> None:
-    manifests = [processed / f"data/05_model_input/{name}_split.csv" for name in DEMO_DATASETS]
+    manifests = [processed / f"data/demo/05_model_input/{name}_split.csv" for name in DEMO_DATASETS]
     before = [path.read_bytes() for path in manifests]
     kedro(processed, "run", "--pipelines=data_processing", "--env=demo")
     assert [path.read_bytes() for path in manifests] == before

@@ -18,20 +18,20 @@ DEMO_RUNS = [
 def test_every_grid_run_is_trained_and_evaluated(reproduced: Path) -> None:
     for run in DEMO_RUNS:
         dataset, backbone, head = run.split(".")
-        run_dir = reproduced / "data/06_models" / dataset / f"{backbone}-{head}"
+        run_dir = reproduced / "data/demo/06_models" / dataset / f"{backbone}-{head}"
         assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()
-        outputs = reproduced / "data/07_model_output" / dataset / f"{backbone}-{head}"
+        outputs = reproduced / "data/demo/07_model_output" / dataset / f"{backbone}-{head}"
         history = pd.read_csv(outputs / "history.csv")
         assert list(history["epoch"]) == [1, 2]
         metrics = json.loads((outputs / "test_metrics.json").read_text())
         assert metrics["name"] == run and 0.0 <= metrics["mdice"] <= 1.0
         assert (
-            reproduced / f"data/08_reporting/predictions/{dataset}-{backbone}-{head}.png"
+            reproduced / f"data/demo/08_reporting/predictions/{dataset}-{backbone}-{head}.png"
         ).is_file()
 
 
 def test_study_tables_and_figures_are_written(reproduced: Path) -> None:
-    reporting = reproduced / "data/08_reporting"
+    reporting = reproduced / "data/demo/08_reporting"
     table = pd.read_csv(reporting / "results_table.csv")
     assert set(table["dataset"]) == {"synth_kvasir", "synth_clinicdb"}
     assert {"pld", "pld_linear", "sed", "winner pld vs sed"} <= set(table.columns)

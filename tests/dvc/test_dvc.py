@@ -1,0 +1,260 @@
+"""The DVC pipelines: the study's stages (dvc.yaml), and the demo reproduced through DVC.
+
+Every test works in a copy of the project committed to a fresh git repository, so DVC's cache,
+lock files and outputs never touch the working tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ssformer_repro.pipelines.data_processing.pipeline import dataset_pipeline
+from ssformer_repro.pipelines.reporting import pipeline as reporting_pipeline
+from ssformer_repro.pipelines.training.pipeline import grid_runs, run_pipeline
+from ssformer_repro.project_config import ProjectConfigLoader
+from tests.conftest import PROJECT_ROOT, copy_project
+
+DVC_FILES = ("dvc.yaml", "demo", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")
+# DVC file -> the Kedro environment of its commands (None: the default one, as `kedro run`).
+PIPELINES = {"dvc.yaml": None, "demo/dvc.yaml": "demo"}
+RAN_STAGE = re.compile(r"Running stage '(?:demo/dvc\.yaml:)?([^']+)'")
+UP_TO_DATE = "Data and pipelines are up to date."
+
+
+def run(project: Path, *command: str) -> str:
+    """Run a command of this environment (dvc, git) in ``project``; its output, or fail."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        "OMP_NUM_THREADS": "1",  # tiny models: one thread per process shares 2 cores best
+    }
+    result = subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result.stdout + result.stderr
+
+
+def dvc(project: Path, *args: str) -> str:
+    return run(project, sys.executable, "-m", "dvc", *args)
+
+
+def commit(project: Path, message: str) -> None:
+    run(project, "git", "add", "-A")
+    identity = ("-c", "user.name=test", "-c", "user.email=test@example.com")
+    run(project, "git", *identity, "commit", "-q", "-m", message)
+
+
+def dvc_project(target: Path) -> Path:
+    """A copy of the project and its DVC files (without lock files), in a fresh git repository."""
+    copy_project(target)
+    for name in DVC_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("dvc.lock"))
+        else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    run(target, "git", "init", "-q")
+    commit(target, "project")
+    return target
+
+
+def config_loader(project: Path, env: str | None) -> ProjectConfigLoader:
+    """The loader ``kedro run --env <env>`` uses in ``project`` (it becomes the grid's source)."""
+    from ssformer_repro.settings import CONFIG_LOADER_ARGS
+
+    return ProjectConfigLoader(conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
+
+
+def edit_yaml(path: Path, change) -> None:
+    content = yaml.safe_load(path.read_text()) if path.exists() else {}
+    change(content)
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return dvc_project(tmp_path_factory.mktemp("dvc_project"))
+
+
+@pytest.fixture
+def restore_grid_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a copy's configuration re-points the grid's source; put it back afterwards."""
+    monkeypatch.setattr(ProjectConfigLoader, "latest", ProjectConfigLoader.latest)
+
+
+@pytest.mark.usefixtures("restore_grid_source")
+@pytest.mark.parametrize(("dvc_file", "env"), PIPELINES.items())
+def test_one_stage_per_dataset_and_per_grid_run(
+    project: Path, dvc_file: str, env: str | None
+) -> None:
+    parameters = config_loader(project, env)["parameters"]
+    grid = parameters["reproduce"]
+    expected = {
+        "stage_inputs",
+        "reporting",
+        *(f"data_processing@{name}" for name in parameters["data_processing"]["datasets"]),
+        *(f"train@{d}-{b}-{h}" for d, b, h in grid_runs(grid)),
+    }
+    listed = dvc(project, "stage", "list", dvc_file, "--name-only").split()
+    assert {name.removeprefix(f"{dvc_file}:") for name in listed} == expected
+
+
+@pytest.mark.usefixtures("restore_grid_source")
+@pytest.mark.parametrize(("dvc_file", "env"), PIPELINES.items())
+def test_stage_outs_are_the_kedro_outputs_of_the_stage(
+    project: Path, dvc_file: str, env: str | None
+) -> None:
+    """Each stage declares every file its Kedro pipeline writes, and nothing else."""
+    from dvc.repo import Repo
+    from kedro.io.catalog_config_resolver import CatalogConfigResolver
+
+    loader = config_loader(project, env)
+    parameters = loader["parameters"]
+    catalog = CatalogConfigResolver(loader["catalog"])
+    datasets = parameters["datasets"]
+    kedro_pipelines = {
+        f"data_processing@{name}": dataset_pipeline(name, datasets[name]["source"])
+        for name in parameters["data_processing"]["datasets"]
+    }
+    kedro_pipelines |= {
+        f"train@{d}-{b}-{h}": run_pipeline(d, b, h)
+        for d, b, h in grid_runs(parameters["reproduce"])
+    }
+    kedro_pipelines["reporting"] = reporting_pipeline.create_pipeline()
+
+    with Repo(str(project)) as repo:
+        stages = {
+            stage.name: {Path(os.path.relpath(out.fs_path, project)) for out in stage.outs}
+            for stage in repo.index.stages
+            if Path(stage.path).resolve() == (project / dvc_file).resolve()
+        }
+    assert set(kedro_pipelines) <= set(stages)
+    for stage, pipeline in kedro_pipelines.items():
+        written = set()
+        for output in pipeline.all_outputs():
+            config = catalog.resolve_pattern(output)
+            written.add(Path(config.get("filepath") or config["path"]))
+        outs = stages[stage]
+        undeclared = {path for path in written if not any(path.is_relative_to(o) for o in outs)}
+        unwritten = {out for out in outs if not any(path.is_relative_to(out) for path in written)}
+        assert not undeclared, f"{stage}: Kedro writes {undeclared}, not DVC outs"
+        assert not unwritten, f"{stage}: DVC outs {unwritten} are not written by Kedro"
+
+
+def shrink_demo(project: Path) -> list[str]:
+    """One dataset of 20 images, one backbone, two heads, one epoch, no MLflow; the runs."""
+    conf = project / "conf" / "demo"
+    grid = yaml.safe_load((conf / "parameters_reproduce.yml").read_text())["reproduce"]
+    dataset, backbone, heads = grid["datasets"][0], grid["backbones"][0], grid["heads"][:2]
+
+    def data_processing(parameters: dict) -> None:
+        parameters["data_processing"]["datasets"] = [dataset]
+        parameters["datasets"][dataset]["synthetic"]["n_images"] = 20
+
+    edit_yaml(
+        conf / "parameters_reproduce.yml",
+        lambda p: p["reproduce"].update(datasets=[dataset], backbones=[backbone], heads=heads),
+    )
+    edit_yaml(conf / "parameters_data_processing.yml", data_processing)
+    edit_yaml(conf / "parameters_training.yml", lambda p: p["training"].update(epochs=1))
+    edit_yaml(
+        conf / "parameters_reporting.yml",
+        lambda p: p.update(
+            model_sizes={"backbones": [backbone], "heads": heads[:1], "image_size": 64}
+        ),
+    )
+    edit_yaml(conf / "parameters_tracking.yml", lambda p: p.update(tracking={"enabled": False}))
+    return [f"{dataset}.{backbone}.{head}" for head in heads]
+
+
+def stages_run(output: str) -> set[str]:
+    return set(RAN_STAGE.findall(output))
+
+
+def stage_name(run: str) -> str:
+    return "train@" + run.replace(".", "-")
+
+
+@pytest.fixture(scope="module")
+def demo_through_dvc(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The demo reproduced, reproduced again, then again after one run's override changed."""
+    project = dvc_project(tmp_path_factory.mktemp("dvc_demo"))
+    runs = shrink_demo(project)
+    commit(project, "a small demo")
+    first = dvc(project, "repro", "demo/dvc.yaml")
+    second = dvc(project, "repro", "demo/dvc.yaml")
+    status = dvc(project, "status", "demo/dvc.yaml")
+
+    changed, unchanged = runs[-1], runs[0]
+    edit_yaml(
+        project / "conf/demo/parameters_reproduce.yml",
+        lambda p: p["reproduce"].update(overrides={changed: {"training": {"lr": 0.002}}}),
+    )
+    after_override = dvc(project, "repro", "demo/dvc.yaml")
+    data_root = (
+        project / yaml.safe_load((project / "conf/demo/globals.yml").read_text())["data_root"]
+    )
+    metrics = data_root.relative_to(project) / "08_reporting/metrics.json"
+    return {
+        "project": project,
+        "data_root": data_root,
+        "metrics_path": metrics.as_posix(),
+        "runs": runs,
+        "changed": changed,
+        "unchanged": unchanged,
+        "stages": dvc(project, "stage", "list", "demo/dvc.yaml", "--name-only").split(),
+        "first": first,
+        "second": second,
+        "status": status,
+        "after_override": after_override,
+        "final_status": dvc(project, "status", "demo/dvc.yaml"),
+        "metrics": dvc(project, "metrics", "show", "--json", metrics.as_posix()),
+    }
+
+
+def test_demo_repro_runs_every_stage_and_writes_the_study(demo_through_dvc: dict) -> None:
+    data_root = demo_through_dvc["data_root"]
+    expected = {name.removeprefix("demo/dvc.yaml:") for name in demo_through_dvc["stages"]}
+    assert stages_run(demo_through_dvc["first"]) == expected
+    for run in demo_through_dvc["runs"]:
+        dataset, backbone, head = run.split(".")
+        assert (data_root / "06_models" / dataset / f"{backbone}-{head}/best.pt").is_file()
+        history = data_root / "07_model_output" / dataset / f"{backbone}-{head}/history.csv"
+        assert history.read_text().splitlines()[0].startswith("epoch,")
+    shown = json.loads(demo_through_dvc["metrics"].splitlines()[0])
+    metrics = shown[""]["data"][demo_through_dvc["metrics_path"]]["data"]
+    dataset, backbone, _ = demo_through_dvc["runs"][0].split(".")
+    heads = {run.split(".")[2] for run in demo_through_dvc["runs"]}
+    assert set(metrics[dataset][backbone]) == heads
+
+
+def test_second_repro_has_nothing_to_do(demo_through_dvc: dict) -> None:
+    assert stages_run(demo_through_dvc["second"]) == set()
+    assert UP_TO_DATE in demo_through_dvc["status"]
+
+
+def test_one_runs_override_reruns_that_run_and_the_report_only(demo_through_dvc: dict) -> None:
+    changed, output = demo_through_dvc["changed"], demo_through_dvc["after_override"]
+    # stage_inputs re-resolves the configuration; only the changed run's file differs.
+    assert stages_run(output) == {"stage_inputs", stage_name(changed), "reporting"}
+    unchanged = stage_name(demo_through_dvc["unchanged"])
+    assert f"Stage 'demo/dvc.yaml:{unchanged}' didn't change, skipping" in output
+    inputs = demo_through_dvc["data_root"] / "02_intermediate/stage_inputs/runs" / f"{changed}.json"
+    assert json.loads(inputs.read_text())["training"]["lr"] == 0.002
+    assert UP_TO_DATE in demo_through_dvc["final_status"]

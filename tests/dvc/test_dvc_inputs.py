@@ -1,0 +1,135 @@
+"""The per-stage input files DVC depends on: resolved settings, overrides, fingerprints."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from ssformer_repro.dvc_inputs import (
+    dataset_inputs,
+    fingerprint,
+    load_parameters,
+    main,
+    run_inputs,
+    write_stage_inputs,
+)
+from ssformer_repro.project_config import ProjectConfigLoader
+from tests.conftest import PROJECT_ROOT
+
+
+@pytest.fixture
+def parameters(tmp_path: Path) -> dict:
+    """A two-dataset, one-backbone, two-head grid; `real` reads files under tmp_path."""
+    weights = tmp_path / "mit_b0.pth"
+    weights.write_bytes(b"weights")
+    (tmp_path / "real" / "images").mkdir(parents=True)
+    (tmp_path / "real" / "images" / "1.jpg").write_bytes(b"image")
+    split = {"strategy": "random", "seed": 42, "val_fraction": 0.1, "test_fraction": 0.1}
+    return {
+        "datasets": {
+            "real": {"source": "files", "layout": "kvasir", "root": str(tmp_path / "real")},
+            "synth": {"source": "synthetic", "layout": "kvasir", "root": "nowhere", "split": split},
+        },
+        "data_processing": {"datasets": ["real", "synth"], "cache_size": 64},
+        "augmentation": {"image_size": 64},
+        "training": {"epochs": 2, "lr": 0.001},
+        "model": {"pretrained": {"mit_b0": str(weights)}, "head_options": {"pld": {}}},
+        "evaluation": {"threshold": 0.5},
+        "reproduce": {
+            "datasets": ["real", "synth"],
+            "backbones": ["mit_b0"],
+            "heads": ["pld", "sed"],
+            "overrides": {},
+        },
+    }
+
+
+def test_fingerprint_follows_contents_and_names(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("a")
+    before = fingerprint(folder)
+    assert before == fingerprint(str(folder))
+    (folder / "sub" / "a.txt").write_text("b")
+    changed_content = fingerprint(folder)
+    (folder / "sub" / "a.txt").rename(folder / "sub" / "c.txt")
+    assert len({before, changed_content, fingerprint(folder)}) == 3
+    assert fingerprint(folder / "sub" / "c.txt") != fingerprint(folder)
+
+
+@pytest.mark.parametrize("path", [None, "pvt_v2_b0.in1k", "no/such/file.pth"])
+def test_fingerprint_of_nothing_on_disk_is_none(path: str | None) -> None:
+    assert fingerprint(path) is None
+
+
+def test_a_runs_override_changes_that_runs_inputs_only(parameters: dict) -> None:
+    before = {head: run_inputs(parameters, "real", "mit_b0", head) for head in ("pld", "sed")}
+    parameters["reproduce"]["overrides"] = {"real.mit_b0.sed": {"training": {"epochs": 5}}}
+    after = {head: run_inputs(parameters, "real", "mit_b0", head) for head in ("pld", "sed")}
+    assert after["pld"] == before["pld"]
+    assert after["sed"]["training"] == {"epochs": 5, "lr": 0.001}
+    assert before["sed"]["training"] == {"epochs": 2, "lr": 0.001}
+
+
+def test_run_inputs_fingerprint_the_backbones_weights(parameters: dict) -> None:
+    inputs = run_inputs(parameters, "real", "mit_b0", "pld")
+    assert inputs["pretrained_weights"] == fingerprint(parameters["model"]["pretrained"]["mit_b0"])
+    parameters["model"]["pretrained"] = None
+    assert run_inputs(parameters, "real", "mit_b0", "pld")["pretrained_weights"] is None
+
+
+def test_only_datasets_read_from_files_get_a_raw_fingerprint(parameters: dict) -> None:
+    real = dataset_inputs(parameters, "real")
+    assert real["raw_files"] == fingerprint(parameters["datasets"]["real"]["root"])
+    assert real["dataset"] == parameters["datasets"]["real"]
+    assert dataset_inputs(parameters, "synth")["raw_files"] is None
+    with pytest.raises(ValueError, match="datasets.missing"):
+        dataset_inputs(parameters, "missing")
+
+
+def test_written_files_cover_the_grid_and_are_stable(parameters: dict, tmp_path: Path) -> None:
+    first = write_stage_inputs(parameters, tmp_path / "first")
+    second = write_stage_inputs(copy.deepcopy(parameters), tmp_path / "second")
+    names = sorted(path.relative_to(tmp_path / "first").as_posix() for path in first)
+    assert names == [
+        "datasets/real.json",
+        "datasets/synth.json",
+        "runs/real.mit_b0.pld.json",
+        "runs/real.mit_b0.sed.json",
+        "runs/synth.mit_b0.pld.json",
+        "runs/synth.mit_b0.sed.json",
+    ]
+    assert [path.read_bytes() for path in first] == [path.read_bytes() for path in second]
+    real_run = json.loads((tmp_path / "first/runs/real.mit_b0.pld.json").read_text())
+    assert real_run["run"] == "real.mit_b0.pld"
+    assert real_run["raw_files"] == fingerprint(parameters["datasets"]["real"]["root"])
+
+
+def test_a_grid_dataset_that_is_not_processed_is_refused(parameters: dict, tmp_path: Path) -> None:
+    parameters["data_processing"]["datasets"] = ["real"]
+    with pytest.raises(ValueError, match=r"reproduce.datasets names \['synth'\]"):
+        write_stage_inputs(parameters, tmp_path)
+
+
+def test_command_line_resolves_the_demo_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ProjectConfigLoader, "latest", ProjectConfigLoader.latest)
+    demo = load_parameters(PROJECT_ROOT, "demo")
+    base = load_parameters(PROJECT_ROOT, None)
+    assert demo["training"]["epochs"] != base["training"]["epochs"]
+    assert demo["training"]["weight_decay"] == base["training"]["weight_decay"]  # soft merge
+
+    main(["--env", "demo", "--output", str(tmp_path), "--project", str(PROJECT_ROOT)])
+    grid = demo["reproduce"]
+    runs = sorted(path.stem for path in (tmp_path / "runs").glob("*.json"))
+    expected = sorted(
+        f"{d}.{b}.{h}" for d in grid["datasets"] for b in grid["backbones"] for h in grid["heads"]
+    )
+    assert runs == expected
+    written = json.loads((tmp_path / "runs" / f"{expected[0]}.json").read_text())
+    inputs = {**run_inputs(demo, *expected[0].split(".")), "raw_files": None}  # synthetic data
+    assert written == json.loads(json.dumps(inputs))
