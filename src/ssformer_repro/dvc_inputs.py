@@ -25,6 +25,7 @@ from ssformer_repro.pipelines.training.pipeline import grid_runs
 
 # Only these dataset sources read raw files; a synthetic dataset is written by its own stage.
 RAW_FILE_SOURCES = ("files",)
+PACKAGE = Path(__file__).resolve().parent
 
 
 def load_parameters(project: Path, env: str | None) -> dict[str, Any]:
@@ -48,6 +49,15 @@ def fingerprint(path: str | Path | None) -> str | None:
         with file.open("rb") as stream:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_fingerprint(package: Path = PACKAGE) -> str:
+    """MD5 of the package's Python sources (names and contents; bytecode caches left out)."""
+    digest = hashlib.md5()
+    for file in sorted(package.rglob("*.py")):
+        digest.update(file.relative_to(package).as_posix().encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
@@ -85,10 +95,17 @@ def write_stage_inputs(parameters: dict[str, Any], output: Path) -> list[Path]:
         )
     datasets = {name: dataset_inputs(parameters, name) for name in processed}
     contents = {Path("datasets", f"{name}.json"): inputs for name, inputs in datasets.items()}
+    code = code_fingerprint()
     for dataset, backbone, head in runs:
         inputs = run_inputs(parameters, dataset, backbone, head)
-        # A run is also scored on its dataset's raw test images, read at their original size.
-        inputs["raw_files"] = datasets[dataset]["raw_files"]
+        # Everything the run's result depends on, so that its fingerprint can key resuming
+        # (training.resume_key): the dataset as processed, augmentation and the code.
+        inputs["data"] = {
+            **datasets[dataset],
+            "data_processing": parameters["data_processing"],
+            "augmentation": parameters["augmentation"],
+        }
+        inputs["code"] = code
         contents[Path("runs", f"{dataset}.{backbone}.{head}.json")] = inputs
 
     written = []

@@ -157,6 +157,31 @@ def test_stage_outs_are_the_kedro_outputs_of_the_stage(
         assert not unwritten, f"{stage}: DVC outs {unwritten} are not written by Kedro"
 
 
+@pytest.mark.parametrize("dvc_file", PIPELINES)
+def test_train_stages_persist_and_resume_only_their_own_inputs(
+    project: Path, dvc_file: str
+) -> None:
+    """A killed run resumes under `dvc repro`; a run whose inputs changed starts over."""
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        trains = [
+            stage
+            for stage in repo.index.stages
+            if stage.name.startswith("train@")
+            and Path(stage.path).resolve() == (project / dvc_file).resolve()
+        ]
+    assert trains
+    for stage in trains:
+        persistent = {Path(out.fs_path).parent.parent.name for out in stage.outs if out.persist}
+        assert persistent == {"06_models"}, f"{stage.name}: the run folder must persist"
+        run = stage.name.removeprefix("train@").replace("-", ".", 2)
+        assert "training.on_changed_settings=restart" in stage.cmd
+        assert re.search(
+            rf"resume_key=inputs-\$\(md5sum \S+/runs/{re.escape(run)}\.json", stage.cmd
+        )
+
+
 def shrink_demo(project: Path) -> list[str]:
     """One dataset of 20 images, one backbone, two heads, one epoch, no MLflow; the runs."""
     conf = project / "conf" / "demo"

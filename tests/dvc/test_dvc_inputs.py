@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ssformer_repro.dvc_inputs import (
+    code_fingerprint,
     dataset_inputs,
     fingerprint,
     load_parameters,
@@ -105,7 +106,9 @@ def test_written_files_cover_the_grid_and_are_stable(parameters: dict, tmp_path:
     assert [path.read_bytes() for path in first] == [path.read_bytes() for path in second]
     real_run = json.loads((tmp_path / "first/runs/real.mit_b0.pld.json").read_text())
     assert real_run["run"] == "real.mit_b0.pld"
-    assert real_run["raw_files"] == fingerprint(parameters["datasets"]["real"]["root"])
+    assert real_run["data"]["raw_files"] == fingerprint(parameters["datasets"]["real"]["root"])
+    assert real_run["data"]["augmentation"] == parameters["augmentation"]
+    assert real_run["code"] == code_fingerprint()
 
 
 def test_a_grid_dataset_that_is_not_processed_is_refused(parameters: dict, tmp_path: Path) -> None:
@@ -131,5 +134,7 @@ def test_command_line_resolves_the_demo_environment(
     )
     assert runs == expected
     written = json.loads((tmp_path / "runs" / f"{expected[0]}.json").read_text())
-    inputs = {**run_inputs(demo, *expected[0].split(".")), "raw_files": None}  # synthetic data
-    assert written == json.loads(json.dumps(inputs))
+    inputs = run_inputs(demo, *expected[0].split("."))
+    assert {key: written[key] for key in inputs} == json.loads(json.dumps(inputs))
+    assert written["data"]["raw_files"] is None  # synthetic data, written by its own stage
+    assert written["code"] == code_fingerprint()

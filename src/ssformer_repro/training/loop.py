@@ -60,6 +60,10 @@ LAST_CHECKPOINT_KEYS = (
     "config",
 )
 AUTO = "auto"
+CHANGED_SETTINGS_POLICIES = ("refuse", "restart")
+# Settings that may differ from those of the last.pt being resumed.
+RESUMABLE_CHANGES = frozenset({"epochs", "on_changed_settings"})
+SUPERSEDED_FOLDER = "superseded"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,12 @@ class TrainingConfig:
     log_every: int = 10
     # Under torchrun: "auto" is NCCL on CUDA, Gloo on the CPU (docs/scaling.md).
     distributed_backend: str = AUTO
+    # Identifies the run's inputs (DVC passes a fingerprint of its stage inputs): a last.pt made
+    # from other inputs is not resumed.
+    resume_key: str | None = None
+    # When last.pt was made with other settings: "refuse" (stop and say so) or "restart" (move
+    # last.pt, best.pt and history.csv to superseded/<time>/ and train from scratch).
+    on_changed_settings: str = "refuse"
 
     def __post_init__(self) -> None:
         for name, (is_valid, requirement) in _SETTING_CHECKS.items():
@@ -151,6 +161,11 @@ _SETTING_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "val_every": (lambda value: _is_int(value) and value > 0, "a positive integer"),
     "log_every": (lambda value: _is_int(value) and value > 0, "a positive integer"),
     "distributed_backend": (lambda value: value in BACKEND_CHOICES, f"one of {BACKEND_CHOICES}"),
+    "resume_key": (lambda value: value is None or isinstance(value, str), "null or a string"),
+    "on_changed_settings": (
+        lambda value: value in CHANGED_SETTINGS_POLICIES,
+        f"one of {CHANGED_SETTINGS_POLICIES}",
+    ),
 }
 
 
@@ -313,7 +328,11 @@ def train_segmenter(
     parts = _RunParts.build(model, config, placement)
     loss_fn = build_loss(config.loss)
 
-    state = _resume(parts, last_path, config, run_name) if last_path.exists() else _RunState()
+    state = (
+        _resume(parts, last_path, config, run_name, context.is_main)
+        if last_path.exists()
+        else _RunState()
+    )
     if state.epoch == config.epochs:
         logger.info("run %r: already trained for %d epochs; nothing to do.", run_name, state.epoch)
         return _result(state, best_path, last_path)
@@ -387,9 +406,29 @@ def train_segmenter(
     return _result(state, best_path, last_path)
 
 
-def _resume(parts: _RunParts, last_path: Path, config: TrainingConfig, run_name: str) -> _RunState:
-    """Restore `parts` from `last.pt` and return the progress it holds."""
-    checkpoint = _load_resumable(last_path, config)
+class ChangedSettingsError(ValueError):
+    """`last.pt` was written with other settings or inputs than this run's."""
+
+
+def _resume(
+    parts: _RunParts, last_path: Path, config: TrainingConfig, run_name: str, is_main: bool
+) -> _RunState:
+    """Restore `parts` from `last.pt` and return the progress it holds.
+
+    With ``on_changed_settings: restart``, a `last.pt` of other settings is moved aside (never
+    deleted) and training starts from scratch.
+    """
+    try:
+        checkpoint = _load_resumable(last_path, config)
+    except ChangedSettingsError as error:
+        if config.on_changed_settings != "restart":
+            raise
+        if is_main:
+            superseded = _supersede(last_path.parent)
+            logger.warning(
+                "run %r: %s Moved to %s; training from scratch.", run_name, error, superseded
+            )
+        return _RunState()
     parts.load_state_dict(checkpoint)
     logger.info(
         "run %r: resuming from %s after epoch %d.", run_name, last_path, checkpoint["epoch"]
@@ -475,17 +514,17 @@ def _load_resumable(last_path: Path, config: TrainingConfig) -> dict:
     saved, current = checkpoint["config"], config.to_dict()
     differing = sorted(
         key
-        for key in (saved.keys() | current.keys()) - {"epochs"}
+        for key in (saved.keys() | current.keys()) - RESUMABLE_CHANGES
         if saved.get(key) != current.get(key)
     )
     if differing:
         changes = "; ".join(
             f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing
         )
-        raise ValueError(
+        raise ChangedSettingsError(
             f"{last_path} was written with a different training configuration ({changes}). "
-            "Only epochs may change when resuming: delete that file to start over, or use a new "
-            "run directory."
+            "Only epochs may change when resuming: delete that file to start over, use a new "
+            "run directory, or set training.on_changed_settings: restart."
         )
     if checkpoint["epoch"] > config.epochs:
         raise ValueError(
@@ -493,6 +532,16 @@ def _load_resumable(last_path: Path, config: TrainingConfig) -> dict:
             f"{config.epochs}; raise epochs, or use a new run directory."
         )
     return checkpoint
+
+
+def _supersede(run_dir: Path) -> Path:
+    """Move a run's checkpoints and history into ``superseded/<UTC time>/``; return that folder."""
+    target = run_dir / SUPERSEDED_FOLDER / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (LAST_CHECKPOINT, BEST_CHECKPOINT, HISTORY_FILE):
+        if (run_dir / name).exists():
+            (run_dir / name).replace(target / name)
+    return target
 
 
 def _train_one_epoch(
