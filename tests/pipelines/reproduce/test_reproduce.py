@@ -60,6 +60,7 @@ def test_mlflow_has_one_child_run_per_grid_run(reproduced: Path) -> None:
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.params["backbone"] == "mit_b0"
+        assert child.data.params["git_commit"]  # "unknown" outside a git checkout
         assert "test_mdice" in child.data.metrics and "val_mdice" in child.data.metrics
         history = client.get_metric_history(child.info.run_id, "train_loss")
         assert [m.step for m in history] == [1, 2]

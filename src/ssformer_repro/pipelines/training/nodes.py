@@ -53,7 +53,7 @@ def train_run(
     """Train one run on the cached train split, selecting its best epoch on the val split."""
     from ssformer_repro.data.augment import build_eval_transform, build_train_transform
     from ssformer_repro.data.dataset import CachedSegmentationDataset
-    from ssformer_repro.tracking import child_run
+    from ssformer_repro.tracking import child_run, git_commit
     from ssformer_repro.training.distributed import DistributedContext
     from ssformer_repro.training.failures import explained_resource_errors
     from ssformer_repro.training.loop import TrainingConfig, seed_everything, train_segmenter
@@ -68,7 +68,8 @@ def train_run(
     train_set = CachedSegmentationDataset.from_cache(decoded_cache, train_transform, "train")
     val_transform = build_eval_transform(augmentation)
     val_set = CachedSegmentationDataset.from_cache(decoded_cache, val_transform, "val")
-    params = {**run, **settings, "augmentation": augmentation}
+    # kedro runs from the project root, so the working directory is the project's git checkout.
+    params = {**run, **settings, "augmentation": augmentation, "git_commit": git_commit(Path.cwd())}
     processes = DistributedContext.from_env().world_size
     with (
         child_run(tracking, run["name"], params) as tracked,
