@@ -10,17 +10,37 @@ import segmentation_models_pytorch as smp
 import timm
 from torch import Tensor, nn
 
+from ssformer_repro.models.mit_sdpa import use_sdpa_attention
+
+
+def _keep_manual_attention(encoder: nn.Module) -> nn.Module:
+    """smp's MiT as built: attention written by hand, materialising the attention matrix."""
+    return encoder
+
+
+# How MiT computes attention; both give the same outputs and state_dict, SDPA as fast or faster
+# (docs/benchmarks_attention.md).
+MIT_ATTENTION: dict[str, Callable[[nn.Module], nn.Module]] = {
+    "sdpa": use_sdpa_attention,
+    "manual": _keep_manual_attention,
+}
+
 
 class MiTBackbone(nn.Module):
     """SegFormer's Mix Transformer (MiT) as packaged by segmentation-models-pytorch.
 
     `self.encoder` keeps NVlabs' key names (`patch_embed1.proj.weight`, `block1.0.attn.q.weight`),
-    so NVlabs' `mit_bX.pth` files load into it.
+    so NVlabs' `mit_bX.pth` files load into it. `attention="sdpa"` computes attention with torch's
+    fused `scaled_dot_product_attention` (see mit_sdpa.py), `"manual"` with smp's own code.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, attention: str = "sdpa") -> None:
         super().__init__()
-        self.encoder = smp.encoders.get_encoder(name, weights=None)
+        if attention not in MIT_ATTENTION:
+            raise ValueError(
+                f"Unknown MiT attention {attention!r}; choose one of {list(MIT_ATTENTION)}."
+            )
+        self.encoder = MIT_ATTENTION[attention](smp.encoders.get_encoder(name, weights=None))
 
     def forward(self, images: Tensor) -> list[Tensor]:
         # smp's own forward puts the input and an empty stride-2 map in front of the four
@@ -48,7 +68,7 @@ class TimmBackbone(nn.Module):
 class BackboneSpec:
     """How to build a backbone and what its feature maps look like."""
 
-    build: Callable[[], nn.Module]
+    build: Callable[..., nn.Module]
     channels: tuple[int, int, int, int]  # of the maps at strides 4, 8, 16, 32
     embed_dim: int  # SegFormer's decoder width E for this size (heads `sed`, `pld_linear`)
     imagenet_weights: str  # hub name of its ImageNet weights, see pretrained.py
@@ -96,6 +116,9 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 
-def build_backbone(name: str) -> nn.Module:
-    """A randomly initialised backbone; its weight-bearing module is `.encoder`."""
-    return get_backbone_spec(name).build()
+def build_backbone(name: str, **options: object) -> nn.Module:
+    """A randomly initialised backbone; its weight-bearing module is `.encoder`.
+
+    `options` go to the backbone's class, e.g. `attention="manual"` for MiT.
+    """
+    return get_backbone_spec(name).build(**options)

@@ -64,11 +64,14 @@ CHANGED_SETTINGS_POLICIES = ("refuse", "restart")
 # Settings that may differ from those of the last.pt being resumed.
 RESUMABLE_CHANGES = frozenset({"epochs", "on_changed_settings"})
 SUPERSEDED_FOLDER = "superseded"
+# What compile: "auto" means on every device, until a measurement shows compiling pays back.
+COMPILE_PAYS_BACK = False
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Settings of one training run; "auto" settings follow the device (on for CUDA, off for CPU)."""
+    """Settings of one training run; "auto" follows the device (on for CUDA, off for CPU) except
+    for `compile`, whose "auto" is off everywhere (see its comment)."""
 
     epochs: int
     batch_size: int
@@ -85,6 +88,10 @@ class TrainingConfig:
     amp: str = AUTO
     channels_last: bool | str = AUTO
     pin_memory: bool | str = AUTO
+    # torch.compile of the training forward. "auto" is off on every device: on the CPU compiling
+    # takes minutes and pays back only after thousands of steps (docs/benchmarks_attention.md);
+    # on CUDA it stays off until a GPU measurement shows it pays within a run.
+    compile: bool | str = AUTO
     val_threshold: float = 0.5
     val_every: int = 1
     log_every: int = 10
@@ -157,6 +164,7 @@ _SETTING_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "amp": (lambda value: value in AMP_MODES, f"one of {list(AMP_MODES)}"),
     "channels_last": (_is_bool_or_auto, "true, false or 'auto'"),
     "pin_memory": (_is_bool_or_auto, "true, false or 'auto'"),
+    "compile": (_is_bool_or_auto, "true, false or 'auto'"),
     "val_threshold": (lambda value: _is_number(value) and 0 < value < 1, "a number in (0, 1)"),
     "val_every": (lambda value: _is_int(value) and value > 0, "a positive integer"),
     "log_every": (lambda value: _is_int(value) and value > 0, "a positive integer"),
@@ -352,7 +360,7 @@ def train_segmenter(
     val_loader = DataLoader(val_set, shuffle=False, **loader_options)
 
     with context.process_group(config.distributed_backend, placement.device):
-        train_model = context.wrap_model(parts.model, placement.device)
+        train_model = _training_model(parts.model, config, context, placement.device)
         for epoch in range(state.epoch + 1, config.epochs + 1):
             started = time.perf_counter()
             train_sampler.set_epoch(epoch)
@@ -404,6 +412,19 @@ def train_segmenter(
             context.barrier()  # the others wait until rank 0 has saved this epoch
 
     return _result(state, best_path, last_path)
+
+
+def _training_model(
+    model: nn.Module, config: TrainingConfig, context: DistributedContext, device: torch.device
+) -> nn.Module:
+    """`model` as training calls it: in DDP under torchrun, compiled when `compile` is on.
+
+    Validation and checkpoints use `model` itself, so saved keys have no `_orig_mod.` prefix.
+    """
+    train_model = context.wrap_model(model, device)
+    if _resolve_auto(config.compile, COMPILE_PAYS_BACK):
+        train_model = torch.compile(train_model)
+    return train_model
 
 
 class ChangedSettingsError(ValueError):

@@ -1,0 +1,81 @@
+"""The `compile` training setting: torch.compile of the training forward, off under "auto"."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from torch import nn
+
+from ssformer_repro.training.checkpoint import load_checkpoint
+from ssformer_repro.training.loop import ChangedSettingsError, TrainingConfig, train_segmenter
+from tests.training.test_loop import DiskDataset, config, tiny_model
+
+
+def conv_model() -> nn.Module:
+    """Without BatchNorm: a bias before BatchNorm has a zero gradient up to rounding, which
+    AdamW's first steps blow up to +-lr, so eager and compiled kernels would differ there."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 1))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def compile_calls(monkeypatch) -> list:
+    """Records the modules passed to torch.compile (which still compiles them)."""
+    calls = []
+    original = torch.compile
+
+    def recording_compile(model, *args, **kwargs):
+        calls.append(model)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    return calls
+
+
+@pytest.mark.skipif(
+    shutil.which("gcc") is None and shutil.which("cc") is None,
+    reason="torch.compile's CPU backend (inductor) needs a C compiler",
+)
+def test_compiled_training_matches_eager_and_keeps_plain_keys(tmp_path, compile_calls):
+    disks = DiskDataset()
+    eager = train_segmenter(conv_model(), disks, disks, config(epochs=1), tmp_path / "eager", "e")
+    model = conv_model()
+    compiled = train_segmenter(
+        model, disks, disks, config(epochs=1, compile=True), tmp_path / "compiled", "c"
+    )
+
+    assert compile_calls == [model]
+    assert compiled.history["train_loss"].item() == pytest.approx(
+        eager.history["train_loss"].item(), rel=1e-4
+    )
+    eager_weights = load_checkpoint(eager.last_checkpoint)["model"]
+    compiled_weights = load_checkpoint(compiled.last_checkpoint)["model"]
+    assert compiled_weights.keys() == eager_weights.keys()  # no "_orig_mod." prefix
+    for name, tensor in compiled_weights.items():
+        torch.testing.assert_close(tensor, eager_weights[name], rtol=1e-4, atol=1e-5)
+
+
+def test_auto_does_not_compile(tmp_path, compile_calls):
+    disks = DiskDataset(count=2)
+    train_segmenter(tiny_model(), disks, disks, config(epochs=1), tmp_path, "auto")
+    assert config().compile == "auto"
+    assert compile_calls == []
+
+
+def test_compile_is_checked_and_compared_on_resume(tmp_path):
+    with pytest.raises(ValueError, match="compile must be true, false or 'auto'"):
+        TrainingConfig(epochs=1, batch_size=2, compile="yes")
+    disks = DiskDataset(count=2)
+    train_segmenter(tiny_model(), disks, disks, config(epochs=1), tmp_path, "run")
+    with pytest.raises(ChangedSettingsError, match="compile: 'auto' -> False"):
+        train_segmenter(tiny_model(), disks, disks, config(epochs=2, compile=False), tmp_path, "r")
