@@ -19,7 +19,7 @@ def _keep_manual_attention(encoder: nn.Module) -> nn.Module:
 
 
 # How MiT computes attention; both give the same outputs and state_dict, SDPA as fast or faster
-# (docs/benchmarks_attention.md).
+# (docs/benchmarks.md).
 MIT_ATTENTION: dict[str, Callable[[nn.Module], nn.Module]] = {
     "sdpa": use_sdpa_attention,
     "manual": _keep_manual_attention,

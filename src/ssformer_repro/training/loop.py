@@ -89,7 +89,7 @@ class TrainingConfig:
     channels_last: bool | str = AUTO
     pin_memory: bool | str = AUTO
     # torch.compile of the training forward. "auto" is off on every device: on the CPU compiling
-    # takes minutes and pays back only after thousands of steps (docs/benchmarks_attention.md);
+    # takes minutes and pays back only after thousands of steps (docs/benchmarks.md);
     # on CUDA it stays off until a GPU measurement shows it pays within a run.
     compile: bool | str = AUTO
     val_threshold: float = 0.5
