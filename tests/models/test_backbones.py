@@ -19,15 +19,6 @@ SIZE = 64
 STRIDES = (4, 8, 16, 32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny inputs gain nothing from threads, and two crawl when another process shares the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_registry_lists_mit_and_pvt_v2_b0_to_b5():
     sizes = [f"b{i}" for i in range(6)]
     assert available_backbones() == [f"mit_{s}" for s in sizes] + [f"pvt_v2_{s}" for s in sizes]

@@ -15,14 +15,6 @@ from ssformer_repro.models.sizes import forward_gflops
 MIT_B0_BLOCKS = 2 + 2 + 2 + 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def manual_and_sdpa():
     """A manual-attention MiT-B0 backbone and an SDPA copy of it with the same weights."""

@@ -23,15 +23,6 @@ MIT = [f"mit_b{i}" for i in range(6)]
 TOLERANCE = 0.005  # 0.5 %
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny inputs gain nothing from threads, and two crawl when another process shares the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def fast_mit_init(monkeypatch):
     """smp's MiT runs timm's slow trunc_normal_ on every Linear several times; sizes don't care."""

@@ -20,14 +20,6 @@ from ssformer_repro.training.loop import NonFiniteLossError, TrainingConfig, tra
 from tests.reliability.training_job import CONSTANT_LR, SlowDisks, tiny_model
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def config(**overrides) -> TrainingConfig:
     settings = {"epochs": 3, "batch_size": 2, "lr": 1e-2, "scheduler": CONSTANT_LR, "device": "cpu"}
     return TrainingConfig(**{**settings, **overrides})

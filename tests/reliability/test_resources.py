@@ -25,14 +25,6 @@ from ssformer_repro.training.loop import TrainingConfig, train_segmenter
 from tests.reliability.training_job import CONSTANT_LR, SlowDisks, tiny_model
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class NeedsTooMuchMemory(nn.Module):
     """The tiny model, whose training forward passes from a given step on ask for 100 TB."""
 

@@ -24,14 +24,6 @@ SIZE = 16
 COMPARED_COLUMNS = ["epoch", "lr", "train_loss", "val_mdice", "val_miou"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class SquareDataset(Dataset):
     """Noisy images with one bright square each, in the training dataset's dict contract."""
 

@@ -26,15 +26,6 @@ METRIC_COLUMNS = ["epoch", "lr", "train_loss", "val_mdice", "val_miou"]
 CONSTANT_LR = {"name": "poly", "max_decay_steps": 1, "end_learning_rate": 1e-2}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; extra threads stall on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class DiskDataset(Dataset):
     """Bright disks on a dark, noisy background, in the training dataset's dict contract."""
 
