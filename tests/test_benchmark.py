@@ -16,9 +16,10 @@ from ssformer_repro.benchmark.__main__ import main
 from ssformer_repro.benchmark.common import one_epoch
 from ssformer_repro.benchmark.data import keep_up
 from ssformer_repro.benchmark.estimate import GridDataset, StudyGrid, estimate_grid
-from ssformer_repro.benchmark.kedro_overhead import copy_project, overhead_summary, run_command
+from ssformer_repro.benchmark.kedro_overhead import overhead_summary, run_command
 from ssformer_repro.benchmark.reference import official_augment, official_dice_bce_loss
 from ssformer_repro.benchmark.train import speedups
+from ssformer_repro.project_copy import copy_project
 
 TINY_RUN = [
     "--device=cpu",

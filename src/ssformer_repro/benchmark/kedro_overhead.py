@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -25,39 +24,17 @@ from typing import Any
 import pandas as pd
 
 from ssformer_repro.pipelines.training.nodes import run_directory
+from ssformer_repro.project_copy import copy_project
 from ssformer_repro.training.loop import HISTORY_FILE
 
 logger = logging.getLogger(__name__)
 
-PROJECT_FILES = ("pyproject.toml", "README.md", "conf", "src")
-DATA_LAYERS = ("01_raw", "02_intermediate", "05_model_input", "06_models", "08_reporting")
 QUIET_ENVIRONMENT = {
     "KEDRO_DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DVC_NO_ANALYTICS": "1",
 }
-
-
-def copy_project(project: Path, target: Path) -> Path:
-    """Copy the project's code and configuration (no data, no local conf) into `target`."""
-    missing = [name for name in PROJECT_FILES if not (project / name).exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"{project} lacks {missing}: pass the Kedro project's root folder as --project."
-        )
-    target.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        source = project / name
-        if source.is_dir():
-            ignore = shutil.ignore_patterns("__pycache__", "local", "*.egg-info")
-            shutil.copytree(source, target / name, ignore=ignore)
-        else:
-            shutil.copy2(source, target / name)
-    (target / "conf" / "local").mkdir()
-    for layer in DATA_LAYERS:
-        (target / "data" / layer).mkdir(parents=True)
-    return target
 
 
 def run_command(run_name: str, epochs: int, models_dir: Path, env: str) -> list[str]:
