@@ -208,6 +208,92 @@ def test_fewer_epochs_than_last_pt_holds_is_refused(tmp_path):
         train_segmenter(tiny_model(), disks, disks, config(epochs=1), tmp_path, "run")
 
 
+def test_checkpoint_interval_writes_the_same_files_once_at_the_end(tmp_path):
+    disks = DiskDataset(augment=True)
+    every_epoch = train_segmenter(tiny_model(), disks, disks, config(epochs=4), tmp_path / "a", "r")
+    files_after_epoch = []
+
+    def note_files(row: dict) -> None:
+        files_after_epoch.append(sorted(path.name for path in (tmp_path / "b").iterdir()))
+
+    hourly = train_segmenter(
+        tiny_model(),
+        disks,
+        disks,
+        config(epochs=4, checkpoint_every_seconds=3600),
+        tmp_path / "b",
+        "r",
+        note_files,
+    )
+
+    assert files_after_epoch[:3] == [[], [], []]  # nothing written before the final epoch
+    assert files_after_epoch[3] == ["best.pt", "history.csv", "last.pt"]
+    pd.testing.assert_frame_equal(
+        every_epoch.history[METRIC_COLUMNS], hourly.history[METRIC_COLUMNS]
+    )
+    best_a, best_b = (
+        load_checkpoint(tmp_path / "a" / "best.pt"),
+        load_checkpoint(tmp_path / "b" / "best.pt"),
+    )
+    assert best_a["epoch"] == best_b["epoch"] == every_epoch.best_epoch
+    assert_same_weights(best_a["model"], best_b["model"])
+    assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+
+
+class BestAfterFirstEpoch(nn.Module):
+    """A trained conv whose validation is perfect after epoch 1 and inverted afterwards."""
+
+    def __init__(self, steps_per_epoch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+        self.steps_per_epoch = steps_per_epoch
+        self.training_calls = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.conv(images)
+        if self.training:
+            self.training_calls += 1
+            return logits
+        # The disks are bright: thresholding the image finds them (DiskDataset).
+        bright = 100 * (images.mean(1, keepdim=True) - 0.5) + 0 * logits
+        return bright if self.training_calls <= self.steps_per_epoch else -bright
+
+
+def test_best_weights_are_copied_when_recorded_not_when_written(tmp_path):
+    disks = DiskDataset()
+    model = BestAfterFirstEpoch(steps_per_epoch=2)
+    weights_after_epoch = []
+
+    def copy_weights(row: dict) -> None:
+        weights_after_epoch.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    result = train_segmenter(
+        model,
+        disks,
+        disks,
+        config(epochs=3, checkpoint_every_seconds=3600),
+        tmp_path,
+        "r",
+        copy_weights,
+    )
+
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert result.best_epoch == best["epoch"] == 1
+    assert_same_weights(best["model"], weights_after_epoch[0])
+    assert not torch.equal(best["model"]["conv.weight"], weights_after_epoch[2]["conv.weight"])
+
+
+def test_checkpoint_interval_may_change_on_resume(tmp_path):
+    disks = DiskDataset()
+    train_segmenter(
+        tiny_model(), disks, disks, config(epochs=1, checkpoint_every_seconds=600), tmp_path, "r"
+    )
+
+    resumed = train_segmenter(tiny_model(), disks, disks, config(epochs=2), tmp_path, "r")
+
+    assert resumed.history["epoch"].tolist() == [1, 2]
+
+
 class NanAfter(nn.Module):
     """A conv model whose training forward passes return NaN from the `first_bad`-th call on."""
 
