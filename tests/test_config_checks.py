@@ -38,6 +38,7 @@ def test_every_problem_is_listed_with_the_valid_choices(parameters: dict, tmp_pa
     parameters["datasets"]["clinicdb"]["root"] = str(tmp_path / "missing")
     parameters["augmentation"]["image_size"] = 350
     parameters["training"]["epochs"] = 0
+    parameters["evaluation"]["amp"] = "bf32"
     parameters["model"]["pretrained"] = {"mit_b0": str(tmp_path / "mit_b0.pth")}
     problems = check_parameters(
         parameters, ["kvasir", "clinicdb"], ["kvasir.mit_b9.pld", "kvasir.mit_b0.plx"]
@@ -49,8 +50,9 @@ def test_every_problem_is_listed_with_the_valid_choices(parameters: dict, tmp_pa
     assert "unknown backbone 'mit_b9'" in text and "mit_b5" in text
     assert "unknown head 'plx'" in text and "pld_linear" in text
     assert "epochs" in text
+    assert "evaluation.amp is 'bf32'" in text and "'bf16'" in text
     assert "mit_b0.pth does not exist" in text
-    assert len(problems) >= 7
+    assert len(problems) >= 8
 
 
 def test_a_run_override_is_checked_for_that_run_only(parameters: dict) -> None:

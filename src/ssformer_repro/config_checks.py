@@ -74,6 +74,7 @@ def check_run(run_name: str, parameters: dict[str, Any]) -> list[str]:
     from ssformer_repro.models import available_backbones, available_heads
     from ssformer_repro.models.pretrained import is_weights_path
     from ssformer_repro.pipelines.training.nodes import run_settings
+    from ssformer_repro.training.device import AMP_MODES
     from ssformer_repro.training.loop import TrainingConfig
 
     dataset, backbone, head = run_name.split(".")
@@ -85,15 +86,17 @@ def check_run(run_name: str, parameters: dict[str, Any]) -> list[str]:
         )
     if head not in available_heads():
         problems.append(f"{run_name}: unknown head {head!r}; valid: {available_heads()}")
-    settings = run_settings(
-        run,
-        {"training": parameters.get("training") or {}, "model": parameters.get("model") or {}},
-        parameters.get("reproduce") or {},
-    )
+    shared = {key: parameters.get(key) or {} for key in ("training", "model", "evaluation")}
+    settings = run_settings(run, shared, parameters.get("reproduce") or {})
     try:
         TrainingConfig.from_dict(settings["training"])
     except (TypeError, ValueError) as error:
         problems.append(f"{run_name}: training settings: {error}")
+    evaluation_amp = settings["evaluation"].get("amp", "off")
+    if evaluation_amp not in AMP_MODES:
+        problems.append(
+            f"{run_name}: evaluation.amp is {evaluation_amp!r}; valid: {list(AMP_MODES)}"
+        )
     weights = (settings["model"].get("pretrained") or {}).get(backbone)
     if weights and is_weights_path(weights) and not Path(weights).expanduser().is_file():
         problems.append(

@@ -117,12 +117,14 @@ def evaluate_run(
     from ssformer_repro.evaluation.metrics import EMPTY_MASK_CONVENTION, summarise_scores
     from ssformer_repro.evaluation.predict import evaluate_predictions, predict_probabilities
     from ssformer_repro.tracking import existing_child_run
-    from ssformer_repro.training.device import resolve_device
+    from ssformer_repro.training.device import amp_settings, resolve_device
     from ssformer_repro.training.failures import explained_resource_errors
     from ssformer_repro.training.loop import load_best_model
 
     settings = run_settings(run, {"model": model, "evaluation": evaluation}, reproduce)
     device = resolve_device(settings["evaluation"].get("device", "auto"))
+    amp = amp_settings(device, settings["evaluation"].get("amp", "off"))
+    amp_dtype = amp.dtype if amp.enabled else None
     network = _build_network(run, settings["model"], pretrained=False)
     network = load_best_model(network, training_summary["checkpoint"]).to(device)
 
@@ -141,7 +143,7 @@ def evaluate_run(
     batch_size = settings["evaluation"]["batch_size"]
     with explained_resource_errors(run["name"], batch_size, setting="evaluation.batch_size"):
         per_image, toolbox = evaluate_predictions(
-            predict_probabilities(network, loader(test_set), device),
+            predict_probabilities(network, loader(test_set), device, amp_dtype),
             threshold=threshold,
             progress=True,
         )
@@ -155,7 +157,9 @@ def evaluate_run(
 
     chosen = select_examples(per_image)
     positions = [test_rows.index[test_rows["id"] == image_id][0] for image_id in chosen.values()]
-    predictions = predict_probabilities(network, loader(Subset(test_set, positions)), device)
+    predictions = predict_probabilities(
+        network, loader(Subset(test_set, positions)), device, amp_dtype
+    )
     dice_by_id = per_image.set_index("id")["dice"]
     examples = [
         {
