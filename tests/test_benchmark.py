@@ -16,7 +16,12 @@ from ssformer_repro.benchmark.__main__ import main
 from ssformer_repro.benchmark.common import one_epoch
 from ssformer_repro.benchmark.data import keep_up
 from ssformer_repro.benchmark.estimate import GridDataset, StudyGrid, estimate_grid
-from ssformer_repro.benchmark.kedro_overhead import overhead_summary, run_command
+from ssformer_repro.benchmark.kedro_overhead import (
+    latest_run_times,
+    overhead_summary,
+    run_command,
+    trained_runs,
+)
 from ssformer_repro.benchmark.reference import official_augment, official_dice_bce_loss
 from ssformer_repro.benchmark.train import speedups
 from ssformer_repro.project_copy import copy_project
@@ -209,21 +214,40 @@ def test_speedups_and_keep_up_compare_the_right_rows() -> None:
     assert keep_up(data_rows, []) is None
 
 
-def test_kedro_overhead_is_the_wall_time_outside_the_epochs(tmp_path: Path) -> None:
-    history = pd.DataFrame({"epoch": [1, 2, 3], "epoch_seconds": [10.0, 12.0, 8.0]})
-    summary = overhead_summary(wall_seconds=40.0, startup_seconds=6.0, history=history)
+def test_kedro_share_is_the_wall_time_outside_nodes_and_dataset_io(tmp_path: Path) -> None:
+    histories = [
+        pd.DataFrame({"epoch": [1, 2], "epoch_seconds": [10.0, 12.0]}),
+        pd.DataFrame({"epoch": [1, 2], "epoch_seconds": [4.0, 4.0]}),
+    ]
+    run_times = {"nodes_seconds": 36.0, "dataset_seconds": 2.0, "node_seconds": {"a": 36.0}}
+    summary = overhead_summary(wall_seconds=40.0, run_times=run_times, histories=histories)
     assert summary["training_loop_seconds"] == 30.0
-    assert summary["overhead_seconds"] == 10.0
-    assert summary["overhead_percent"] == pytest.approx(25.0)
-    assert summary["other_overhead_seconds"] == 4.0
-    command = run_command("synth_kvasir.mit_b0.sed", 15, tmp_path, env="demo")
-    assert command[:4] == [
+    assert summary["other_node_seconds"] == 6.0
+    assert summary["kedro_seconds"] == 2.0 and summary["kedro_percent"] == pytest.approx(5.0)
+    assert summary["outside_loop_percent"] == pytest.approx(25.0)
+
+    one_run = run_command("synth_kvasir.mit_b0.sed", 15, tmp_path, env="demo")
+    assert one_run == [
         "run",
         "--pipelines=training",
         "--namespaces=synth_kvasir.mit_b0.sed",
         "--env=demo",
+        f"--params=training.epochs=15,paths.models={tmp_path}",
     ]
-    assert command[4] == f"--params=training.epochs=15,paths.models={tmp_path}"
+    whole_demo = run_command("reproduce", 15, tmp_path, env="demo")
+    assert whole_demo[:3] == ["run", "--pipelines=reproduce", "--env=demo"]
+
+
+def test_kedro_run_times_are_read_back_from_mlflow(reproduced: Path) -> None:
+    times = latest_run_times(f"sqlite:///{reproduced / 'mlflow.db'}")
+    train_nodes = [name for name in times["node_seconds"] if name.endswith(".train")]
+    assert len(train_nodes) == 6  # the demo grid
+    assert 0 < times["nodes_seconds"] < times["pipeline_seconds"]
+    assert times["nodes_seconds"] == pytest.approx(sum(times["node_seconds"].values()))
+    assert times["dataset_seconds"] > 0
+    runs = trained_runs(reproduced / "data/demo/06_models")
+    assert {"dataset": "synth_kvasir", "backbone": "mit_b0", "head": "pld_linear"} in runs
+    assert len(runs) == 6
 
 
 def test_copy_project_copies_code_and_conf_but_no_data(tmp_path: Path) -> None:

@@ -1,17 +1,99 @@
-"""Project hooks: check the configuration first, then an MLflow parent run per ``kedro run``."""
+"""Project hooks: check the configuration first, then an MLflow parent run per ``kedro run``,
+and the time each node and each dataset load or save took."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import defaultdict
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+
+logger = logging.getLogger(__name__)
+
+
+class RunTimesHook:
+    """Time every node and every dataset load and save of a ``kedro run``.
+
+    What is left of the run's wall time is Kedro's own share: start-up, configuration, hooks
+    (docs/benchmarks.md). The times are logged when the pipeline ends and stored with the MLflow
+    parent run as ``run_times.json`` (by ``MlflowRunHook``). Nodes run in this process
+    (the sequential or thread runner).
+    """
+
+    def __init__(self) -> None:
+        self.before_pipeline_run()
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._pipeline_started = time.perf_counter()
+        self._started: dict[tuple[str, str], float] = {}
+        self.node_seconds: dict[str, float] = {}
+        self.node_functions: dict[str, str] = {}
+        self.dataset_seconds = 0.0
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._started["node", node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        self.node_seconds[node.name] = time.perf_counter() - self._started.pop(("node", node.name))
+        self.node_functions[node.name] = node.func.__name__
+
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name: str) -> None:
+        self._started["dataset", dataset_name] = time.perf_counter()
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str) -> None:
+        self.dataset_seconds += time.perf_counter() - self._started.pop(("dataset", dataset_name))
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str) -> None:
+        self.before_dataset_loaded(dataset_name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        self.after_dataset_loaded(dataset_name)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        times = self.summary()
+        by_function: dict[str, float] = defaultdict(float)
+        for name, seconds in self.node_seconds.items():
+            by_function[self.node_functions[name]] += seconds
+        ranked = sorted(by_function.items(), key=lambda item: -item[1])
+        logger.info(
+            "Pipeline %.1f s: nodes %.1f s (%s), loading and saving datasets %.1f s, hooks and "
+            "Kedro %.1f s.",
+            times["pipeline_seconds"],
+            times["nodes_seconds"],
+            ", ".join(f"{function} {seconds:.1f} s" for function, seconds in ranked[:5]),
+            times["dataset_seconds"],
+            times["other_seconds"],
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Seconds since the pipeline started: in each node, in dataset I/O and elsewhere."""
+        pipeline_seconds = time.perf_counter() - self._pipeline_started
+        nodes_seconds = sum(self.node_seconds.values())
+        return {
+            "pipeline_seconds": pipeline_seconds,
+            "nodes_seconds": nodes_seconds,
+            "dataset_seconds": self.dataset_seconds,
+            "other_seconds": pipeline_seconds - nodes_seconds - self.dataset_seconds,
+            "node_seconds": dict(self.node_seconds),
+        }
 
 
 class MlflowRunHook:
     """Open one MLflow run per ``kedro run``; training nodes nest one child run per model."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_times: RunTimesHook | None = None) -> None:
         self._tracking: dict[str, Any] = {}
+        self._run_times = run_times
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -40,6 +122,10 @@ class MlflowRunHook:
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        if self._run_times is not None and self._tracking.get("enabled", True):
+            import mlflow
+
+            mlflow.log_dict(self._run_times.summary(), "run_times.json")
         self._end_run("FINISHED")
 
     @hook_impl

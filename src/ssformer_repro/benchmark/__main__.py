@@ -13,6 +13,7 @@ import torch
 
 from ssformer_repro.benchmark.common import BenchmarkSettings
 from ssformer_repro.benchmark.estimate import BASE_GRID
+from ssformer_repro.benchmark.kedro_overhead import WHOLE_DEMO
 from ssformer_repro.benchmark.report import write_results
 from ssformer_repro.benchmark.runner import SECTIONS, run_benchmark
 from ssformer_repro.models import available_backbones, available_heads
@@ -92,8 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=BASE_GRID.backbones,
         help="backbones of the full-grid estimate (the study's six by default)",
     )
-    parser.add_argument("--kedro-run", default="synth_kvasir.mit_b0.sed", help="demo run name")
-    parser.add_argument("--kedro-epochs", type=int, default=15, help="epochs of the Kedro run")
+    parser.add_argument(
+        "--kedro-run",
+        default=WHOLE_DEMO,
+        help=f"one demo run (e.g. synth_kvasir.mit_b0.sed) or {WHOLE_DEMO!r}: the whole demo job",
+    )
+    parser.add_argument("--kedro-epochs", type=int, default=15, help="epochs of each Kedro run")
     parser.add_argument(
         "--project", type=Path, default=Path.cwd(), help="Kedro project root (kedro section)"
     )

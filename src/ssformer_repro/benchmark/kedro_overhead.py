@@ -1,22 +1,27 @@
-"""Kedro's overhead around one training run of the demo, in a throw-away copy of the project.
+"""Kedro's share of a demo run's wall time, measured in a throw-away copy of the project.
 
-Three `kedro run` commands, each in its own process, timed from outside:
-1. `--pipelines=data_processing --namespaces=<dataset>`: the demo data the run needs (reported,
-   not part of the comparison);
-2. `--pipelines=training --namespaces=<run>` with `training.epochs` raised: the measured run;
-3. the same command with `--only-missing-outputs`, which finds every output present and runs no
-   node: Kedro's fixed start-up (imports, configuration, pipeline registration, MLflow hook).
-The time inside the training loop is the sum of `epoch_seconds` in the run's `history.csv`;
-everything else in (2) is overhead: start-up, loading the cache, building the model,
-checkpoints, MLflow logging and the run's evaluation node.
+`--kedro-run <dataset>.<backbone>.<head>` times one grid run: `kedro run --pipelines=training
+--namespaces=<run>`, after processing its dataset (reported, not compared). `--kedro-run
+reproduce` times the README's whole demo job, `kedro run --pipelines=reproduce`, from raw data to
+tables. Each command is timed from outside its process. Inside it, `RunTimesHook` (hooks.py)
+times every node and every dataset load and save and stores them with the MLflow parent run
+(`run_times.json`), which this module reads back. The wall time then splits into:
+- the training loops (sum of `epoch_seconds` over the runs' `history.csv`);
+- the rest of the nodes' time: building models, checkpoints, MLflow child runs, evaluation,
+  data processing and reporting;
+- loading and saving catalog datasets;
+- Kedro's own share, everything else: start-up (imports, configuration, pipeline registration),
+  the configuration check, the run lock and the MLflow parent run.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ from ssformer_repro.training.loop import HISTORY_FILE
 
 logger = logging.getLogger(__name__)
 
+WHOLE_DEMO = "reproduce"
 QUIET_ENVIRONMENT = {
     "KEDRO_DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "true",
@@ -38,14 +44,11 @@ QUIET_ENVIRONMENT = {
 
 
 def run_command(run_name: str, epochs: int, models_dir: Path, env: str) -> list[str]:
-    """The `kedro run` arguments of the measured training run."""
-    return [
-        "run",
-        "--pipelines=training",
-        f"--namespaces={run_name}",
-        f"--env={env}",
-        f"--params=training.epochs={epochs},paths.models={models_dir}",
-    ]
+    """The `kedro run` arguments of the measured command: one grid run, or the whole demo."""
+    params = f"--params=training.epochs={epochs},paths.models={models_dir}"
+    if run_name == WHOLE_DEMO:
+        return ["run", f"--pipelines={WHOLE_DEMO}", f"--env={env}", params]
+    return ["run", "--pipelines=training", f"--namespaces={run_name}", f"--env={env}", params]
 
 
 def measure_kedro_overhead(
@@ -56,71 +59,104 @@ def measure_kedro_overhead(
     env: str = "demo",
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Wall times of the three commands above and the overhead of the training run.
+    """Time the command for `run_name` and split its wall time as the module docstring says.
 
     `threads` (OMP_NUM_THREADS of the kedro processes) caps torch's CPU threads there.
     """
-    dataset, backbone, head = _split_run_name(run_name)
+    runs = _runs_of(run_name)
     copy = copy_project(project, workdir / "project")
     models_dir = copy / "benchmark_models"
-    logger.info("Kedro: processing the %s data of the %s environment.", dataset, env)
-    environment = {
-        **os.environ,
-        **QUIET_ENVIRONMENT,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{copy / 'mlflow.db'}",
-    }
+    tracking_uri = f"sqlite:///{copy / 'mlflow.db'}"
+    environment = {**os.environ, **QUIET_ENVIRONMENT, "MLFLOW_TRACKING_URI": tracking_uri}
     if threads is not None:
         environment["OMP_NUM_THREADS"] = str(threads)
-    data_seconds = _timed_kedro(
-        copy,
-        environment,
-        "run",
-        "--pipelines=data_processing",
-        f"--namespaces={dataset}",
-        f"--env={env}",
-    )
+    data_seconds = None
+    if run_name != WHOLE_DEMO:
+        dataset = runs[0]["dataset"]
+        logger.info("Kedro: processing the %s data of the %s environment.", dataset, env)
+        data_seconds = _timed_kedro(
+            copy,
+            environment,
+            "run",
+            "--pipelines=data_processing",
+            f"--namespaces={dataset}",
+            f"--env={env}",
+        )
     arguments = run_command(run_name, epochs, models_dir, env)
     logger.info("Kedro: kedro %s", " ".join(arguments))
     wall_seconds = _timed_kedro(copy, environment, *arguments)
-    startup_seconds = _timed_kedro(copy, environment, *arguments, "--only-missing-outputs")
-    run = {"dataset": dataset, "backbone": backbone, "head": head}
-    history = pd.read_csv(run_directory({"models": str(models_dir)}, run) / HISTORY_FILE)
-    if len(history) != epochs:
-        raise RuntimeError(
-            f"kedro run of {run_name} left {len(history)} epochs in its history, not {epochs}."
-        )
+    histories = []
+    for run in runs or trained_runs(models_dir):
+        history = pd.read_csv(run_directory({"models": str(models_dir)}, run) / HISTORY_FILE)
+        if len(history) != epochs:
+            raise RuntimeError(
+                f"kedro {' '.join(arguments)} left {len(history)} epochs in the history of "
+                f"{run}, not {epochs}."
+            )
+        histories.append(history)
     return {
         "command": "kedro " + " ".join(arguments).replace(str(models_dir), "<tmp>/models"),
+        "epochs": epochs,
+        "runs": len(histories),
         "data_processing_seconds": data_seconds,
-        **overhead_summary(wall_seconds, startup_seconds, history),
+        **overhead_summary(wall_seconds, latest_run_times(tracking_uri), histories),
     }
 
 
 def overhead_summary(
-    wall_seconds: float, startup_seconds: float, history: pd.DataFrame
+    wall_seconds: float, run_times: dict[str, Any], histories: list[pd.DataFrame]
 ) -> dict[str, Any]:
-    """Split a run's wall time into the training loop, Kedro's start-up and the rest."""
-    loop_seconds = float(history["epoch_seconds"].sum())
-    overhead_seconds = wall_seconds - loop_seconds
+    """Split a command's wall time into training loops, the rest of the nodes, I/O and Kedro."""
+    loop_seconds = float(sum(history["epoch_seconds"].sum() for history in histories))
+    nodes_seconds = run_times["nodes_seconds"]
+    kedro_seconds = wall_seconds - nodes_seconds - run_times["dataset_seconds"]
     return {
-        "epochs": len(history),
         "wall_seconds": wall_seconds,
         "training_loop_seconds": loop_seconds,
-        "overhead_seconds": overhead_seconds,
-        "overhead_percent": 100 * overhead_seconds / wall_seconds,
-        "startup_seconds": startup_seconds,
-        "other_overhead_seconds": overhead_seconds - startup_seconds,
+        "other_node_seconds": nodes_seconds - loop_seconds,
+        "dataset_seconds": run_times["dataset_seconds"],
+        "kedro_seconds": kedro_seconds,
+        "kedro_percent": 100 * kedro_seconds / wall_seconds,
+        "outside_loop_seconds": wall_seconds - loop_seconds,
+        "outside_loop_percent": 100 * (wall_seconds - loop_seconds) / wall_seconds,
+        "node_seconds": run_times["node_seconds"],
     }
 
 
-def _split_run_name(run_name: str) -> tuple[str, str, str]:
+def latest_run_times(tracking_uri: str) -> dict[str, Any]:
+    """`run_times.json` of the newest MLflow parent run (the last `kedro run`) in the store."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    runs = client.search_runs(experiments, order_by=["attributes.start_time DESC"])
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    if not parents:
+        raise RuntimeError(f"no kedro run was recorded in {tracking_uri}.")
+    with tempfile.TemporaryDirectory() as folder:
+        path = client.download_artifacts(parents[0].info.run_id, "run_times.json", folder)
+        return json.loads(Path(path).read_text())
+
+
+def _runs_of(run_name: str) -> list[dict[str, str]]:
+    if run_name == WHOLE_DEMO:
+        return []
     parts = run_name.split(".")
     if len(parts) != 3:
         raise ValueError(
             f"--kedro-run {run_name!r} must name one run as <dataset>.<backbone>.<head>, "
-            "e.g. synth_kvasir.mit_b0.sed."
+            f"e.g. synth_kvasir.mit_b0.sed, or be {WHOLE_DEMO!r} for the whole demo."
         )
-    return parts[0], parts[1], parts[2]
+    return [dict(zip(("dataset", "backbone", "head"), parts, strict=True))]
+
+
+def trained_runs(models_dir: Path) -> list[dict[str, str]]:
+    """The runs whose history the whole demo left under `models_dir`."""
+    runs = []
+    for history in sorted(models_dir.glob(f"*/*/{HISTORY_FILE}")):
+        backbone, head = history.parent.name.split("-", 1)
+        runs.append({"dataset": history.parent.parent.name, "backbone": backbone, "head": head})
+    return runs
 
 
 def _timed_kedro(project: Path, environment: dict[str, str], *arguments: str) -> float:
