@@ -9,7 +9,7 @@ Each loop is measured in two modes:
 
 The study's loop is `ssformer_repro.training.loop` itself: its `TrainingConfig` defaults (AdamW,
 BCE + Dice, "auto" AMP and channels-last, i.e. bf16 and channels-last on CUDA, fused AdamW),
-`_RunParts.build` and `_train_one_epoch`, given the benchmark's batches in place of an epoch.
+`RunParts.build` and `train_one_epoch`, given the benchmark's batches in place of an epoch.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from ssformer_repro.models import build_model
 from ssformer_repro.models.sizes import forward_gflops
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.loop import (
+    Placement,
+    RunParts,
     TrainingConfig,
-    _Placement,
-    _RunParts,
-    _train_one_epoch,
     seed_everything,
+    train_one_epoch,
 )
 from ssformer_repro.training.loss import build_loss
 
@@ -100,10 +100,10 @@ def _ours(
     config = TrainingConfig(
         epochs=1, batch_size=settings.batch_size, device=str(settings.device), seed=settings.seed
     )
-    placement = _Placement.for_config(config, DistributedContext())  # one process
+    placement = Placement.for_config(config, DistributedContext())  # one process
     # As train_segmenter: inputs have one fixed size, so cuDNN may time and pick its kernels.
     torch.backends.cudnn.benchmark = settings.on_cuda
-    parts = _RunParts.build(model, config, placement)
+    parts = RunParts.build(model, config, placement)
     loss_fn = build_loss(config.loss)
     if mode == "compute":
         pairs = _random_batches(settings, pin=settings.on_cuda)
@@ -126,7 +126,7 @@ def _ours(
         take = BatchStream(loader).take
 
     def run(n_batches: int) -> int:
-        _train_one_epoch(
+        train_one_epoch(
             parts,
             parts.model,
             take(n_batches),

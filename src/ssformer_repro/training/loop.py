@@ -1,6 +1,10 @@
 """Training of one segmentation run: AdamW, mixed precision on CUDA, per-epoch validation, atomic
 checkpoints (`last.pt`, `best.pt`) and exact resume from `last.pt`; data-parallel over several
-processes when torchrun starts it (distributed.py, docs/scaling.md)."""
+processes when torchrun starts it (distributed.py, docs/scaling.md).
+
+`train_segmenter` is the entry point. `Placement`, `RunParts` and `train_one_epoch` are its
+building blocks, public so that the benchmark (ssformer_repro.benchmark) times this very step.
+"""
 
 import logging
 import math
@@ -220,7 +224,7 @@ class _RunState:
 
 
 @dataclass(frozen=True)
-class _Placement:
+class Placement:
     """Where batches run: the device, its autocast settings and the memory format of images."""
 
     device: torch.device
@@ -228,7 +232,7 @@ class _Placement:
     memory_format: torch.memory_format
 
     @classmethod
-    def for_config(cls, config: TrainingConfig, context: DistributedContext) -> "_Placement":
+    def for_config(cls, config: TrainingConfig, context: DistributedContext) -> "Placement":
         """Resolve the device (this process's GPU under torchrun), AMP and channels-last."""
         device = context.device_for(resolve_device(config.device))
         channels_last = _resolve_auto(config.channels_last, device.type == "cuda")
@@ -250,7 +254,7 @@ class _Placement:
 
 
 @dataclass
-class _RunParts:
+class RunParts:
     """The stateful parts of a run, saved to and restored from `last.pt` together."""
 
     model: nn.Module
@@ -260,7 +264,7 @@ class _RunParts:
     loader_generator: torch.Generator
 
     @classmethod
-    def build(cls, model: nn.Module, config: TrainingConfig, placement: _Placement) -> "_RunParts":
+    def build(cls, model: nn.Module, config: TrainingConfig, placement: Placement) -> "RunParts":
         """Move the model to the device and build AdamW, the schedule and the gradient scaler."""
         on_cuda = placement.device.type == "cuda"
         model.to(placement.device, memory_format=placement.memory_format)
@@ -334,13 +338,13 @@ def train_segmenter(
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_partial_writes(run_dir)  # left by a process killed while saving
 
-    placement = _Placement.for_config(config, context)
+    placement = Placement.for_config(config, context)
     on_cuda = placement.device.type == "cuda"
     if on_cuda:
         # Inputs have one fixed size, so let cuDNN time and pick the fastest kernels.
         torch.backends.cudnn.benchmark = True
     seed_everything(config.seed)
-    parts = _RunParts.build(model, config, placement)
+    parts = RunParts.build(model, config, placement)
     loss_fn = build_loss(config.loss)
 
     state = (
@@ -370,7 +374,7 @@ def train_segmenter(
             lr = parts.optimizer.param_groups[0]["lr"]
             where = f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}"
             updates_before = applied_updates(parts.optimizer)
-            train_loss, images_per_second = _train_one_epoch(
+            train_loss, images_per_second = train_one_epoch(
                 parts,
                 train_model,
                 train_loader,
@@ -416,7 +420,7 @@ def _loaders(
     val_set: Dataset,
     config: TrainingConfig,
     context: DistributedContext,
-    parts: _RunParts,
+    parts: RunParts,
     on_cuda: bool,
 ) -> tuple[DataLoader, DataLoader]:
     """The training loader (this process's share of each global batch) and the validation one."""
@@ -453,7 +457,7 @@ class ChangedSettingsError(ValueError):
 
 
 def _resume(
-    parts: _RunParts, last_path: Path, config: TrainingConfig, run_name: str, is_main: bool
+    parts: RunParts, last_path: Path, config: TrainingConfig, run_name: str, is_main: bool
 ) -> _RunState:
     """Restore `parts` from `last.pt` and return the progress it holds.
 
@@ -507,7 +511,7 @@ class _Checkpoints:
     run_name: str
     last_written: float = field(default_factory=time.monotonic)
 
-    def after_epoch(self, parts: _RunParts, state: _RunState, improved: bool) -> None:
+    def after_epoch(self, parts: RunParts, state: _RunState, improved: bool) -> None:
         """Keep a copy of the weights if this epoch is the best, and write the files when due."""
         if improved:
             state.unsaved_best = _best_checkpoint(parts.model, state, self.config, self.run_name)
@@ -535,7 +539,7 @@ def _best_checkpoint(
 
 
 def _save_epoch(
-    parts: _RunParts, state: _RunState, config: TrainingConfig, run_dir: Path, run_name: str
+    parts: RunParts, state: _RunState, config: TrainingConfig, run_dir: Path, run_name: str
 ) -> None:
     """Write `best.pt` if a better epoch waits to be saved, then `last.pt` and `history.csv`.
 
@@ -613,12 +617,12 @@ def _supersede(run_dir: Path) -> Path:
     return target
 
 
-def _train_one_epoch(
-    parts: _RunParts,
+def train_one_epoch(
+    parts: RunParts,
     model: nn.Module,
     loader: DataLoader,
     loss_fn: nn.Module,
-    placement: _Placement,
+    placement: Placement,
     log_every: int,
     where: str,
     show_progress: bool,
@@ -665,7 +669,7 @@ def _train_one_epoch(
 
 @torch.inference_mode()
 def _validate(
-    model: nn.Module, loader: DataLoader, placement: _Placement, threshold: float
+    model: nn.Module, loader: DataLoader, placement: Placement, threshold: float
 ) -> tuple[float, float]:
     """Mean per-image foreground Dice and IoU of sigmoid(logits) > threshold on the loader."""
     from ssformer_repro.evaluation.metrics import dice_iou
