@@ -1,4 +1,8 @@
-"""Backbones by name: ImageNet encoders that return four feature maps at strides 4, 8, 16, 32."""
+"""Backbones by name: ImageNet encoders that return four feature maps at strides 4, 8, 16, 32.
+
+segmentation-models-pytorch and timm are imported only when a backbone is built, so that listing
+and checking names at `kedro run` start-up stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import segmentation_models_pytorch as smp
-import timm
 from torch import Tensor, nn
 
-from ssformer_repro.models.mit_sdpa import use_sdpa_attention
+
+def _use_sdpa_attention(encoder: nn.Module) -> nn.Module:
+    """smp's MiT with attention computed by torch's fused SDPA kernel (see mit_sdpa.py)."""
+    from ssformer_repro.models.mit_sdpa import use_sdpa_attention
+
+    return use_sdpa_attention(encoder)
 
 
 def _keep_manual_attention(encoder: nn.Module) -> nn.Module:
@@ -21,7 +28,7 @@ def _keep_manual_attention(encoder: nn.Module) -> nn.Module:
 # How MiT computes attention; both give the same outputs and state_dict, SDPA as fast or faster
 # (docs/benchmarks.md).
 MIT_ATTENTION: dict[str, Callable[[nn.Module], nn.Module]] = {
-    "sdpa": use_sdpa_attention,
+    "sdpa": _use_sdpa_attention,
     "manual": _keep_manual_attention,
 }
 
@@ -35,6 +42,8 @@ class MiTBackbone(nn.Module):
     """
 
     def __init__(self, name: str, attention: str = "sdpa") -> None:
+        import segmentation_models_pytorch as smp
+
         super().__init__()
         if attention not in MIT_ATTENTION:
             raise ValueError(
@@ -57,6 +66,8 @@ class TimmBackbone(nn.Module):
     """
 
     def __init__(self, name: str) -> None:
+        import timm
+
         super().__init__()
         self.encoder = timm.create_model(name, pretrained=False, num_classes=0)
 

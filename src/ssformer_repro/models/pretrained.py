@@ -15,13 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-import segmentation_models_pytorch as smp
-import timm
 import torch
 from huggingface_hub import constants, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import load_file
-from timm.models import pvt_v2
 from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
@@ -30,12 +27,6 @@ WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 CHECKPOINT_WRAPPER_KEYS = ("state_dict", "model")  # where training checkpoints keep the weights
 CLASSIFIER_PREFIX = "head."  # ImageNet classifier, not part of a segmentation encoder
 LISTED_KEYS = 10  # how many key names an error message shows per kind of problem
-
-# Encoder class -> function mapping another layout of its weights to its own key names.
-# timm's filter renames whai362's original PVTv2 keys (`block1.0...`) to timm's (`stages.0...`).
-KEY_CONVERTERS: dict[type[nn.Module], Callable[[dict[str, Tensor], nn.Module], dict]] = {
-    pvt_v2.PyramidVisionTransformerV2: pvt_v2.checkpoint_filter_fn,
-}
 
 # Hub-name prefix -> where to get the original file instead when offline.
 DOWNLOAD_HINTS = {
@@ -48,7 +39,7 @@ def load_encoder_weights(encoder: nn.Module, source: str | os.PathLike) -> None:
     """Load `source` into `encoder` (a backbone's `.encoder`), requiring every key to match."""
     path = resolve_weights_file(source)
     state_dict = read_state_dict(path)
-    converter = KEY_CONVERTERS.get(type(encoder))
+    converter = key_converter(encoder)
     if converter is not None:
         state_dict = converter(state_dict, encoder)
     classifier_keys = [key for key in state_dict if key.startswith(CLASSIFIER_PREFIX)]
@@ -58,6 +49,15 @@ def load_encoder_weights(encoder: nn.Module, source: str | os.PathLike) -> None:
     check_matches(encoder, state_dict, path)
     encoder.load_state_dict(state_dict)
     logger.info("Loaded %d encoder tensors from %s", len(state_dict), path)
+
+
+def key_converter(encoder: nn.Module) -> Callable[[dict[str, Tensor], nn.Module], dict] | None:
+    """The function mapping another layout of `encoder`'s weights to its own key names, if any."""
+    from timm.models import pvt_v2
+
+    # timm's filter renames whai362's original PVTv2 keys (`block1.0...`) to timm's (`stages.0...`).
+    converters = {pvt_v2.PyramidVisionTransformerV2: pvt_v2.checkpoint_filter_fn}
+    return converters.get(type(encoder))
 
 
 def is_weights_path(source: str | os.PathLike) -> bool:
@@ -130,6 +130,9 @@ def describe_keys(what: str, keys: list[str]) -> str:
 
 def hub_location(name: str) -> tuple[str, str | None]:
     """(Hugging Face repo id, revision) of hub weights `name`, e.g. 'mit_b2.imagenet'."""
+    import segmentation_models_pytorch as smp
+    import timm
+
     model, _, tag = name.partition(".")
     smp_settings = smp.encoders.encoders.get(model, {}).get("pretrained_settings", {})
     if tag in smp_settings:
