@@ -219,11 +219,18 @@ def test_kedro_share_is_the_wall_time_outside_nodes_and_dataset_io(tmp_path: Pat
         pd.DataFrame({"epoch": [1, 2], "epoch_seconds": [10.0, 12.0]}),
         pd.DataFrame({"epoch": [1, 2], "epoch_seconds": [4.0, 4.0]}),
     ]
-    run_times = {"nodes_seconds": 36.0, "dataset_seconds": 2.0, "node_seconds": {"a": 36.0}}
+    run_times = {
+        "pipeline_seconds": 39.0,
+        "nodes_seconds": 36.0,
+        "dataset_seconds": 2.0,
+        "other_seconds": 1.0,
+        "node_seconds": {"a": 36.0},
+    }
     summary = overhead_summary(wall_seconds=40.0, run_times=run_times, histories=histories)
     assert summary["training_loop_seconds"] == 30.0
     assert summary["other_node_seconds"] == 6.0
     assert summary["kedro_seconds"] == 2.0 and summary["kedro_percent"] == pytest.approx(5.0)
+    assert summary["startup_and_exit_seconds"] == 1.0 and summary["between_nodes_seconds"] == 1.0
     assert summary["outside_loop_percent"] == pytest.approx(25.0)
 
     one_run = run_command("synth_kvasir.mit_b0.sed", 15, tmp_path, env="demo")

@@ -117,6 +117,9 @@ def overhead_summary(
         "dataset_seconds": run_times["dataset_seconds"],
         "kedro_seconds": kedro_seconds,
         "kedro_percent": 100 * kedro_seconds / wall_seconds,
+        # Kedro's share before the first node and after the last, and between nodes.
+        "startup_and_exit_seconds": wall_seconds - run_times["pipeline_seconds"],
+        "between_nodes_seconds": run_times["other_seconds"],
         "outside_loop_seconds": wall_seconds - loop_seconds,
         "outside_loop_percent": 100 * (wall_seconds - loop_seconds) / wall_seconds,
         "node_seconds": run_times["node_seconds"],

@@ -190,7 +190,9 @@ def _kedro_markdown(results: dict[str, Any]) -> str | None:
         f"processing, reporting): {share(kedro['other_node_seconds'])}",
         f"- Loading and saving catalog datasets: {share(kedro['dataset_seconds'])}",
         f"- Kedro's own share (start-up, configuration, hooks: wall time outside nodes and "
-        f"dataset I/O): {share(kedro['kedro_seconds'])}",
+        f"dataset I/O): {share(kedro['kedro_seconds'])}: before the first node and after the "
+        f"last {kedro['startup_and_exit_seconds']:.1f} s, between nodes "
+        f"{kedro['between_nodes_seconds']:.1f} s",
     ]
     if kedro["data_processing_seconds"] is not None:
         lines.append(
