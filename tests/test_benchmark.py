@@ -245,6 +245,33 @@ def test_kedro_share_is_the_wall_time_outside_nodes_and_dataset_io(tmp_path: Pat
     assert whole_demo[:3] == ["run", "--pipelines=reproduce", "--env=demo"]
 
 
+def test_kedro_section_times_a_run_and_its_baseline(tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    arguments = [
+        "--device=cpu",
+        "--sections=kedro",
+        "--kedro-run=synth_kvasir.mit_b0.sed",
+        "--kedro-epochs=1",
+        "--kedro-baseline-params=training.checkpoint_every_seconds=0",
+        "--threads=1",
+        f"--project={Path(__file__).resolve().parents[1]}",
+        f"--output={output}",
+    ]
+    assert main(arguments) == 0
+
+    kedro = json.loads((output / "benchmark.json").read_text())["kedro"]
+    for timed in (kedro, kedro["baseline"]):
+        assert timed["runs"] == 1 and timed["epochs"] == 1
+        assert 0 < timed["training_loop_seconds"] < timed["wall_seconds"]
+        parts = ("training_loop_seconds", "other_node_seconds", "dataset_seconds", "kedro_seconds")
+        assert sum(timed[part] for part in parts) == pytest.approx(timed["wall_seconds"])
+        assert timed["startup_and_exit_seconds"] > 0
+    assert kedro["baseline"]["command"].endswith(",training.checkpoint_every_seconds=0")
+    assert kedro["data_processing_seconds"] > 0
+    report = (output / "benchmark.md").read_text()
+    assert "Kedro's own share" in report and "Baseline, timed first" in report
+
+
 def test_kedro_run_times_are_read_back_from_mlflow(reproduced: Path) -> None:
     times = latest_run_times(f"sqlite:///{reproduced / 'mlflow.db'}")
     train_nodes = [name for name in times["node_seconds"] if name.endswith(".train")]

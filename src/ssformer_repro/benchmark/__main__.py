@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--kedro-epochs", type=int, default=15, help="epochs of each Kedro run")
     parser.add_argument(
+        "--kedro-baseline-params",
+        default=None,
+        help="also time the Kedro command with these extra --params first, as a baseline "
+        "(e.g. training.checkpoint_every_seconds=0)",
+    )
+    parser.add_argument(
         "--project", type=Path, default=Path.cwd(), help="Kedro project root (kedro section)"
     )
     parser.add_argument(
@@ -177,6 +183,7 @@ def settings_from_args(
         grid_backbones=args.grid_backbones,
         kedro_run=args.kedro_run,
         kedro_epochs=args.kedro_epochs,
+        kedro_baseline_params=args.kedro_baseline_params,
         project=args.project.resolve(),
     )
 

@@ -39,6 +39,7 @@ class BenchmarkSettings:
     grid_backbones: tuple[str, ...]
     kedro_run: str
     kedro_epochs: int
+    kedro_baseline_params: str | None  # the kedro command's baseline: extra --params
     project: Path
 
     @property

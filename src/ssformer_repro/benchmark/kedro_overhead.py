@@ -43,9 +43,13 @@ QUIET_ENVIRONMENT = {
 }
 
 
-def run_command(run_name: str, epochs: int, models_dir: Path, env: str) -> list[str]:
+def run_command(
+    run_name: str, epochs: int, models_dir: Path, env: str, extra_params: str | None = None
+) -> list[str]:
     """The `kedro run` arguments of the measured command: one grid run, or the whole demo."""
     params = f"--params=training.epochs={epochs},paths.models={models_dir}"
+    if extra_params:
+        params += f",{extra_params}"
     if run_name == WHOLE_DEMO:
         return ["run", f"--pipelines={WHOLE_DEMO}", f"--env={env}", params]
     return ["run", "--pipelines=training", f"--namespaces={run_name}", f"--env={env}", params]
@@ -58,14 +62,16 @@ def measure_kedro_overhead(
     epochs: int,
     env: str = "demo",
     threads: int | None = None,
+    baseline_params: str | None = None,
 ) -> dict[str, Any]:
     """Time the command for `run_name` and split its wall time as the module docstring says.
 
-    `threads` (OMP_NUM_THREADS of the kedro processes) caps torch's CPU threads there.
+    `threads` (OMP_NUM_THREADS of the kedro processes) caps torch's CPU threads there. With
+    `baseline_params` (e.g. "training.checkpoint_every_seconds=0"), the same command with those
+    parameters is timed first, in the same copy, as a baseline (`results["baseline"]`).
     """
     runs = _runs_of(run_name)
     copy = copy_project(project, workdir / "project")
-    models_dir = copy / "benchmark_models"
     tracking_uri = f"sqlite:///{copy / 'mlflow.db'}"
     environment = {**os.environ, **QUIET_ENVIRONMENT, "MLFLOW_TRACKING_URI": tracking_uri}
     if threads is not None:
@@ -82,25 +88,34 @@ def measure_kedro_overhead(
             f"--namespaces={dataset}",
             f"--env={env}",
         )
-    arguments = run_command(run_name, epochs, models_dir, env)
-    logger.info("Kedro: kedro %s", " ".join(arguments))
-    wall_seconds = _timed_kedro(copy, environment, *arguments)
-    histories = []
-    for run in runs or trained_runs(models_dir):
-        history = pd.read_csv(run_directory({"models": str(models_dir)}, run) / HISTORY_FILE)
-        if len(history) != epochs:
-            raise RuntimeError(
-                f"kedro {' '.join(arguments)} left {len(history)} epochs in the history of "
-                f"{run}, not {epochs}."
-            )
-        histories.append(history)
+
+    def measure(models_dir: Path, extra_params: str | None) -> dict[str, Any]:
+        arguments = run_command(run_name, epochs, models_dir, env, extra_params)
+        logger.info("Kedro: kedro %s", " ".join(arguments))
+        wall_seconds = _timed_kedro(copy, environment, *arguments)
+        histories = [_history(models_dir, run, epochs) for run in runs or trained_runs(models_dir)]
+        return {
+            "command": "kedro " + " ".join(arguments).replace(str(models_dir), "<tmp>/models"),
+            "epochs": epochs,
+            "runs": len(histories),
+            **overhead_summary(wall_seconds, latest_run_times(tracking_uri), histories),
+        }
+
+    baseline = measure(copy / "baseline_models", baseline_params) if baseline_params else None
     return {
-        "command": "kedro " + " ".join(arguments).replace(str(models_dir), "<tmp>/models"),
-        "epochs": epochs,
-        "runs": len(histories),
+        **measure(copy / "benchmark_models", None),
         "data_processing_seconds": data_seconds,
-        **overhead_summary(wall_seconds, latest_run_times(tracking_uri), histories),
+        "baseline": baseline and {"params": baseline_params, **baseline},
     }
+
+
+def _history(models_dir: Path, run: dict[str, str], epochs: int) -> pd.DataFrame:
+    """A run's history.csv, which must hold `epochs` epochs."""
+    path = run_directory({"models": str(models_dir)}, run) / HISTORY_FILE
+    history = pd.read_csv(path)
+    if len(history) != epochs:
+        raise RuntimeError(f"{path} holds {len(history)} epochs, not {epochs}.")
+    return history
 
 
 def overhead_summary(

@@ -176,12 +176,31 @@ def _kedro_markdown(results: dict[str, Any]) -> str | None:
     kedro = results["kedro"]
     if kedro is None:
         return None
+    lines = _kedro_split(kedro)
+    if kedro["data_processing_seconds"] is not None:
+        lines.append(
+            f"- Processing the demo data first (not counted): "
+            f"{kedro['data_processing_seconds']:.1f} s"
+        )
+    baseline = kedro["baseline"]
+    if baseline is not None:
+        lines += [
+            "",
+            f"Baseline, timed first in the same copy: the same command with `{baseline['params']}`",
+            "",
+            *_kedro_split(baseline),
+        ]
+    return "\n".join(lines)
+
+
+def _kedro_split(kedro: dict[str, Any]) -> list[str]:
+    """How one timed kedro command's wall time splits."""
     wall = kedro["wall_seconds"]
 
     def share(seconds: float) -> str:
         return f"{seconds:.1f} s ({100 * seconds / wall:.1f} %)"
 
-    lines = [
+    return [
         f"- Command: `{kedro['command']}` ({kedro['runs']} run(s), {kedro['epochs']} epochs)",
         f"- Wall time: {wall:.1f} s",
         f"- Inside the training loops (sum of epoch_seconds): "
@@ -194,12 +213,6 @@ def _kedro_markdown(results: dict[str, Any]) -> str | None:
         f"last {kedro['startup_and_exit_seconds']:.1f} s, between nodes "
         f"{kedro['between_nodes_seconds']:.1f} s",
     ]
-    if kedro["data_processing_seconds"] is not None:
-        lines.append(
-            f"- Processing the demo data first (not counted): "
-            f"{kedro['data_processing_seconds']:.1f} s"
-        )
-    return "\n".join(lines)
 
 
 def _estimate_markdown(results: dict[str, Any]) -> str | None:

@@ -96,6 +96,7 @@ def _kedro_section(run: _Run) -> dict[str, Any]:
         settings.kedro_run,
         settings.kedro_epochs,
         threads=settings.threads,
+        baseline_params=settings.kedro_baseline_params,
     )
 
 
