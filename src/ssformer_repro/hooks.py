@@ -66,8 +66,8 @@ class RunTimesHook:
             by_function[self.node_functions[name]] += seconds
         ranked = sorted(by_function.items(), key=lambda item: -item[1])
         logger.info(
-            "Pipeline %.1f s: nodes %.1f s (%s), loading and saving datasets %.1f s, hooks and "
-            "Kedro %.1f s.",
+            "Pipeline %.1f s: nodes %.1f s (%s), loading and saving datasets %.1f s, the runner "
+            "and hooks between nodes %.1f s.",
             times["pipeline_seconds"],
             times["nodes_seconds"],
             ", ".join(f"{function} {seconds:.1f} s" for function, seconds in ranked[:5]),
