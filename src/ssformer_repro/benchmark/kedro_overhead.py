@@ -1,17 +1,20 @@
 """Kedro's share of a demo run's wall time, measured in a throw-away copy of the project.
 
 `--kedro-run <dataset>.<backbone>.<head>` times one grid run: `kedro run --pipelines=training
---namespaces=<run>`, after processing its dataset (reported, not compared). `--kedro-run
-reproduce` times the README's whole demo job, `kedro run --pipelines=reproduce`, from raw data to
-tables. Each command is timed from outside its process. Inside it, `RunTimesHook` (hooks.py)
-times every node and every dataset load and save and stores them with the MLflow parent run
-(`run_times.json`), which this module reads back. The wall time then splits into:
-- the training loops (sum of `epoch_seconds` over the runs' `history.csv`);
-- the rest of the nodes' time: building models, checkpoints, MLflow child runs, evaluation,
-  data processing and reporting;
-- loading and saving catalog datasets;
-- Kedro's own share, everything else: start-up (imports, configuration, pipeline registration),
-  the configuration check, the run lock and the MLflow parent run.
+--namespaces=<run>`. `--kedro-run reproduce` times the README's whole demo job, `kedro run
+--pipelines=reproduce`, from raw data to tables. Each command is timed from outside its process,
+after the data processing it needs (reported, not compared). Two ways to see Kedro's share:
+- against a baseline: the same nodes, catalog and parameters run by a plain loop
+  (`plain_run.py`, no session, CLI, runner or hooks), timed in the same copy just before; the
+  difference is what `kedro run` adds;
+- from inside: `RunTimesHook` (hooks.py) times every node and every dataset load and save and
+  stores them with the MLflow parent run (`run_times.json`), which this module reads back. The
+  wall time then splits into the training loops (sum of `epoch_seconds` over the runs'
+  `history.csv`); the rest of the nodes (building models, checkpoints, MLflow child runs,
+  evaluation, data processing, reporting); loading and saving catalog datasets; and the
+  remainder: start-up (imports, configuration, pipeline registration, the configuration check,
+  the run lock, the MLflow parent run) and the runner between nodes. The remainder includes
+  importing libraries the nodes use, when that happens before the first node.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from ssformer_repro.training.loop import HISTORY_FILE
 logger = logging.getLogger(__name__)
 
 WHOLE_DEMO = "reproduce"
+KEDRO = "kedro"
+PLAIN_RUNNER = "ssformer_repro.benchmark.plain_run"
 QUIET_ENVIRONMENT = {
     "KEDRO_DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "true",
@@ -66,9 +71,11 @@ def measure_kedro_overhead(
 ) -> dict[str, Any]:
     """Time the command for `run_name` and split its wall time as the module docstring says.
 
-    `threads` (OMP_NUM_THREADS of the kedro processes) caps torch's CPU threads there. With
-    `baseline_params` (e.g. "training.checkpoint_every_seconds=0"), the same command with those
-    parameters is timed first, in the same copy, as a baseline (`results["baseline"]`).
+    In one copy of the project, in this order: the data processing the command needs (which
+    also warms the file cache), the same nodes run by `plain_run` without Kedro
+    (`results["plain"]`), with `baseline_params` (e.g. "training.checkpoint_every_seconds=0")
+    the command with those parameters (`results["baseline"]`), then the measured command.
+    `threads` (OMP_NUM_THREADS of the processes) caps torch's CPU threads there.
     """
     runs = _runs_of(run_name)
     copy = copy_project(project, workdir / "project")
@@ -76,35 +83,45 @@ def measure_kedro_overhead(
     environment = {**os.environ, **QUIET_ENVIRONMENT, "MLFLOW_TRACKING_URI": tracking_uri}
     if threads is not None:
         environment["OMP_NUM_THREADS"] = str(threads)
-    data_seconds = None
-    if run_name != WHOLE_DEMO:
-        dataset = runs[0]["dataset"]
-        logger.info("Kedro: processing the %s data of the %s environment.", dataset, env)
-        data_seconds = _timed_kedro(
-            copy,
-            environment,
-            "run",
-            "--pipelines=data_processing",
-            f"--namespaces={dataset}",
-            f"--env={env}",
-        )
+    datasets = [f"--namespaces={runs[0]['dataset']}"] if runs else []
+    logger.info("Kedro: processing the data of the %s environment.", env)
+    data_seconds = _timed(
+        copy, environment, KEDRO, "run", "--pipelines=data_processing", *datasets, f"--env={env}"
+    )
 
-    def measure(models_dir: Path, extra_params: str | None) -> dict[str, Any]:
+    def measure(runner: str, models_dir: Path, extra_params: str | None) -> dict[str, Any]:
         arguments = run_command(run_name, epochs, models_dir, env, extra_params)
-        logger.info("Kedro: kedro %s", " ".join(arguments))
-        wall_seconds = _timed_kedro(copy, environment, *arguments)
+        logger.info("Kedro: python -m %s %s", runner, " ".join(arguments))
+        wall_seconds = _timed(copy, environment, runner, *arguments)
         histories = [_history(models_dir, run, epochs) for run in runs or trained_runs(models_dir)]
-        return {
-            "command": "kedro " + " ".join(arguments).replace(str(models_dir), "<tmp>/models"),
+        loop_seconds = float(sum(history["epoch_seconds"].sum() for history in histories))
+        timed = {
+            "command": f"python -m {runner} "
+            + " ".join(arguments).replace(str(models_dir), "<tmp>/models"),
             "epochs": epochs,
             "runs": len(histories),
-            **overhead_summary(wall_seconds, latest_run_times(tracking_uri), histories),
+            "wall_seconds": wall_seconds,
+            "training_loop_seconds": loop_seconds,
         }
+        if runner == KEDRO:
+            run_times = latest_run_times(tracking_uri)
+            timed.update(overhead_summary(wall_seconds, run_times, loop_seconds))
+        return timed
 
-    baseline = measure(copy / "baseline_models", baseline_params) if baseline_params else None
+    plain = measure(PLAIN_RUNNER, copy / "plain_models", None)
+    baseline = (
+        measure(KEDRO, copy / "baseline_models", baseline_params) if baseline_params else None
+    )
+    measured = measure(KEDRO, copy / "benchmark_models", None)
+    kedro_adds = measured["wall_seconds"] - plain["wall_seconds"]
     return {
-        **measure(copy / "benchmark_models", None),
+        **measured,
         "data_processing_seconds": data_seconds,
+        "plain": {
+            **plain,
+            "kedro_adds_seconds": kedro_adds,
+            "kedro_adds_percent": 100 * kedro_adds / measured["wall_seconds"],
+        },
         "baseline": baseline and {"params": baseline_params, **baseline},
     }
 
@@ -119,15 +136,12 @@ def _history(models_dir: Path, run: dict[str, str], epochs: int) -> pd.DataFrame
 
 
 def overhead_summary(
-    wall_seconds: float, run_times: dict[str, Any], histories: list[pd.DataFrame]
+    wall_seconds: float, run_times: dict[str, Any], loop_seconds: float
 ) -> dict[str, Any]:
     """Split a command's wall time into training loops, the rest of the nodes, I/O and Kedro."""
-    loop_seconds = float(sum(history["epoch_seconds"].sum() for history in histories))
     nodes_seconds = run_times["nodes_seconds"]
     kedro_seconds = wall_seconds - nodes_seconds - run_times["dataset_seconds"]
     return {
-        "wall_seconds": wall_seconds,
-        "training_loop_seconds": loop_seconds,
         "other_node_seconds": nodes_seconds - loop_seconds,
         "dataset_seconds": run_times["dataset_seconds"],
         "kedro_seconds": kedro_seconds,
@@ -142,13 +156,13 @@ def overhead_summary(
 
 
 def latest_run_times(tracking_uri: str) -> dict[str, Any]:
-    """`run_times.json` of the newest MLflow parent run (the last `kedro run`) in the store."""
+    """`run_times.json` of the newest `kedro run`'s MLflow run (tagged with its session) in the store."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiments = [experiment.experiment_id for experiment in client.search_experiments()]
     runs = client.search_runs(experiments, order_by=["attributes.start_time DESC"])
-    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    parents = [run for run in runs if "kedro.session_id" in run.data.tags]
     if not parents:
         raise RuntimeError(f"no kedro run was recorded in {tracking_uri}.")
     with tempfile.TemporaryDirectory() as folder:
@@ -177,11 +191,11 @@ def trained_runs(models_dir: Path) -> list[dict[str, str]]:
     return runs
 
 
-def _timed_kedro(project: Path, environment: dict[str, str], *arguments: str) -> float:
-    """Run `python -m kedro <arguments>` in `project`; its wall time in seconds."""
+def _timed(project: Path, environment: dict[str, str], module: str, *arguments: str) -> float:
+    """Run `python -m <module> <arguments>` in `project`; its wall time in seconds."""
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "kedro", *arguments],
+        [sys.executable, "-m", module, *arguments],
         cwd=project,
         env=environment,
         capture_output=True,
@@ -191,7 +205,7 @@ def _timed_kedro(project: Path, environment: dict[str, str], *arguments: str) ->
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(
-            f"kedro {' '.join(arguments)} failed with exit code {result.returncode} in {project}:\n"
+            f"python -m {module} {' '.join(arguments)} failed with exit code {result.returncode} in {project}:\n"
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return seconds

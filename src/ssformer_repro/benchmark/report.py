@@ -182,6 +182,13 @@ def _kedro_markdown(results: dict[str, Any]) -> str | None:
             f"- Processing the demo data first (not counted): "
             f"{kedro['data_processing_seconds']:.1f} s"
         )
+    plain = kedro["plain"]
+    lines += [
+        f"- The same nodes run by a plain loop without Kedro (`{plain['command']}`, timed "
+        f"first): {plain['wall_seconds']:.1f} s, of which training loops "
+        f"{plain['training_loop_seconds']:.1f} s; `kedro run` adds "
+        f"{plain['kedro_adds_seconds']:.1f} s ({plain['kedro_adds_percent']:.1f} % of its wall time)",
+    ]
     baseline = kedro["baseline"]
     if baseline is not None:
         lines += [
@@ -208,8 +215,8 @@ def _kedro_split(kedro: dict[str, Any]) -> list[str]:
         f"- Rest of the nodes (model build, checkpoints, MLflow child runs, evaluation, data "
         f"processing, reporting): {share(kedro['other_node_seconds'])}",
         f"- Loading and saving catalog datasets: {share(kedro['dataset_seconds'])}",
-        f"- Kedro's own share (start-up, configuration, hooks: wall time outside nodes and "
-        f"dataset I/O): {share(kedro['kedro_seconds'])}: before the first node and after the "
+        f"- Outside nodes and dataset I/O (start-up incl. imports, configuration, hooks; the "
+        f"runner): {share(kedro['kedro_seconds'])}: before the first node and after the "
         f"last {kedro['startup_and_exit_seconds']:.1f} s, between nodes "
         f"{kedro['between_nodes_seconds']:.1f} s",
     ]
