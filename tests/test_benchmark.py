@@ -17,6 +17,7 @@ from ssformer_repro.benchmark.common import one_epoch
 from ssformer_repro.benchmark.data import keep_up
 from ssformer_repro.benchmark.estimate import GridDataset, StudyGrid, estimate_grid
 from ssformer_repro.benchmark.kedro_overhead import (
+    kedro_against_plain,
     overhead_summary,
     run_command,
     trained_runs,
@@ -235,6 +236,14 @@ def test_kedro_share_is_the_wall_time_outside_nodes_and_dataset_io(tmp_path: Pat
         "--env=demo",
         f"--params=training.epochs=15,paths.models={tmp_path}",
     ]
+    against_plain = kedro_against_plain(
+        {"wall_seconds": 40.0, "training_loop_seconds": 30.0},
+        {"wall_seconds": 41.0, "training_loop_seconds": 33.0},  # slower loops, by chance
+    )
+    assert against_plain["kedro_adds_seconds"] == -1.0
+    assert against_plain["kedro_adds_outside_loops_seconds"] == 2.0
+    assert against_plain["kedro_adds_outside_loops_percent"] == pytest.approx(5.0)
+
     whole_demo = run_command("reproduce", 15, tmp_path, env="demo")
     assert whole_demo[:3] == ["run", "--pipelines=reproduce", "--env=demo"]
 

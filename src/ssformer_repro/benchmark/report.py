@@ -187,7 +187,10 @@ def _kedro_markdown(results: dict[str, Any]) -> str | None:
         f"- The same nodes run by a plain loop without Kedro (`{plain['command']}`, timed "
         f"first): {plain['wall_seconds']:.1f} s, of which training loops "
         f"{plain['training_loop_seconds']:.1f} s; `kedro run` adds "
-        f"{plain['kedro_adds_seconds']:.1f} s ({plain['kedro_adds_percent']:.1f} % of its wall time)",
+        f"{plain['kedro_adds_seconds']:.1f} s ({plain['kedro_adds_percent']:.1f} % of its wall "
+        f"time), and outside the training loops "
+        f"{plain['kedro_adds_outside_loops_seconds']:.1f} s "
+        f"({plain['kedro_adds_outside_loops_percent']:.1f} %)",
     ]
     baseline = kedro["baseline"]
     if baseline is not None:
