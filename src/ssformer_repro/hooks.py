@@ -16,10 +16,10 @@ logger = logging.getLogger(__name__)
 class RunTimesHook:
     """Time every node and every dataset load and save of a ``kedro run``.
 
-    What is left of the run's wall time is Kedro's own share: start-up, configuration, hooks
-    (docs/benchmarks.md). The times are logged when the pipeline ends and stored with the MLflow
-    parent run as ``run_times.json`` (by ``MlflowRunHook``). Nodes run in this process
-    (the sequential or thread runner).
+    The rest of the run's wall time is start-up (imports, configuration, hooks) and the runner
+    between nodes (docs/benchmarks.md). The times are logged when the pipeline ends and stored
+    with the MLflow parent run as ``run_times.json`` (by ``MlflowRunHook``). Nodes run in this
+    process (the sequential or thread runner).
     """
 
     def __init__(self) -> None:
