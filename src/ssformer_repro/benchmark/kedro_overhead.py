@@ -151,15 +151,15 @@ def _history(models_dir: Path, run: dict[str, str], epochs: int) -> pd.DataFrame
 def overhead_summary(
     wall_seconds: float, run_times: dict[str, Any], loop_seconds: float
 ) -> dict[str, Any]:
-    """Split a command's wall time into training loops, the rest of the nodes, I/O and Kedro."""
+    """Split a kedro command's wall time: training loops, the rest of the nodes, dataset I/O and
+    the time outside nodes and I/O (start-up and exit, the runner between nodes)."""
     nodes_seconds = run_times["nodes_seconds"]
-    kedro_seconds = wall_seconds - nodes_seconds - run_times["dataset_seconds"]
+    outside_nodes_seconds = wall_seconds - nodes_seconds - run_times["dataset_seconds"]
     return {
         "other_node_seconds": nodes_seconds - loop_seconds,
         "dataset_seconds": run_times["dataset_seconds"],
-        "kedro_seconds": kedro_seconds,
-        "kedro_percent": 100 * kedro_seconds / wall_seconds,
-        # Kedro's share before the first node and after the last, and between nodes.
+        "outside_nodes_seconds": outside_nodes_seconds,
+        "outside_nodes_percent": 100 * outside_nodes_seconds / wall_seconds,
         "startup_and_exit_seconds": wall_seconds - run_times["pipeline_seconds"],
         "between_nodes_seconds": run_times["other_seconds"],
         "outside_loop_seconds": wall_seconds - loop_seconds,

@@ -219,7 +219,7 @@ def _kedro_split(kedro: dict[str, Any]) -> list[str]:
         f"processing, reporting): {share(kedro['other_node_seconds'])}",
         f"- Loading and saving catalog datasets: {share(kedro['dataset_seconds'])}",
         f"- Outside nodes and dataset I/O (start-up incl. imports, configuration, hooks; the "
-        f"runner): {share(kedro['kedro_seconds'])}: before the first node and after the "
+        f"runner): {share(kedro['outside_nodes_seconds'])}: before the first node and after the "
         f"last {kedro['startup_and_exit_seconds']:.1f} s, between nodes "
         f"{kedro['between_nodes_seconds']:.1f} s",
     ]
