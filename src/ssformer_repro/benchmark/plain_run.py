@@ -17,9 +17,9 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
+from omegaconf import OmegaConf
 
 from ssformer_repro.pipeline_registry import register_pipelines
 from ssformer_repro.project_config import ProjectConfigLoader
@@ -29,14 +29,9 @@ PARAMS_PREFIX = "params:"
 
 
 def parse_params(text: str | None) -> dict[str, Any]:
-    """`a.b=1,c=x` as Kedro's `--params` reads it: dotted keys, YAML values."""
-    params: dict[str, Any] = {}
-    for item in filter(None, (text or "").split(",")):
-        key, _, value = item.partition("=")
-        *parents, leaf = key.strip().split(".")
-        target = reduce(lambda level, name: level.setdefault(name, {}), parents, params)
-        target[leaf] = yaml.safe_load(value)
-    return params
+    """`a.b=1,c=x` read as `kedro run --params` reads it (OmegaConf's dot-list)."""
+    items = [item.strip() for item in (text or "").split(",") if item.strip()]
+    return OmegaConf.to_container(OmegaConf.from_dotlist(items))
 
 
 def run_nodes(pipeline: Pipeline, catalog: DataCatalog, parameters: dict[str, Any]) -> None:
