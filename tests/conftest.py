@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssformer_repro import project_copy
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("pyproject.toml", "README.md", "conf", "src")
+DATA_LAYERS = ("01_raw", "02_intermediate", "05_model_input", "06_models", "08_reporting")
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -32,7 +33,18 @@ def one_torch_thread():
 
 def copy_project(target: Path) -> Path:
     """Copy this project's code and configuration (no data, no local conf) into ``target``."""
-    return project_copy.copy_project(PROJECT_ROOT, target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "local", "*.egg-info")
+            shutil.copytree(source, target / name, ignore=ignore)
+        else:
+            shutil.copy2(source, target / name)
+    (target / "conf" / "local").mkdir()
+    for layer in DATA_LAYERS:
+        (target / "data" / layer).mkdir(parents=True)
+    return target
 
 
 def kedro(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from ssformer_repro.benchmark.__main__ import main
-from ssformer_repro.benchmark.common import one_epoch
-from ssformer_repro.benchmark.data import keep_up
-from ssformer_repro.benchmark.estimate import GridDataset, StudyGrid, estimate_grid
 from ssformer_repro.benchmark.kedro_overhead import (
     kedro_against_plain,
     overhead_summary,
     run_command,
     trained_runs,
 )
+from ssformer_repro.project_copy import copy_project
+
+from ssformer_repro.benchmark.__main__ import main
+from ssformer_repro.benchmark.common import one_epoch
+from ssformer_repro.benchmark.data import keep_up
+from ssformer_repro.benchmark.estimate import GridDataset, StudyGrid, estimate_grid
 from ssformer_repro.benchmark.reference import official_augment, official_dice_bce_loss
 from ssformer_repro.benchmark.train import speedups
-from ssformer_repro.project_copy import copy_project
 
 TINY_RUN = [
     "--device=cpu",

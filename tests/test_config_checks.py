@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ssformer_repro.config_checks import check_parameters
+from ssformer_repro.config.checks import check_parameters
 from tests.conftest import PROJECT_ROOT, copy_project, kedro
 
 

@@ -1,11 +1,20 @@
-"""Project hooks: check the configuration first, then an MLflow parent run per ``kedro run``,
-and the time each node and each dataset load or save took."""
+"""Every hook of the project, in the order settings.py registers them.
+
+- `SessionParametersHook`: builds the pipelines from the session's own parameters;
+- `ConfigurationCheckHook`: checks the configuration before any work;
+- `RunLockHook`: locks the namespaces a run writes;
+- `MlflowRunHook`: an MLflow parent run per `kedro run`, and each run's test results logged to
+  its child run;
+- `RunTimesHook`: the time each node and each dataset load or save took.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import defaultdict
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -105,7 +114,7 @@ class MlflowRunHook:
             return
         import mlflow
 
-        from ssformer_repro.tracking import configure_tracking, git_commit
+        from ssformer_repro.tracking.runs import configure_tracking, git_commit
 
         configure_tracking(self._tracking)
         names = run_params.get("pipeline_names") or ["__default__"]
@@ -119,6 +128,27 @@ class MlflowRunHook:
                 "git_commit": git_commit(run_params["project_path"]),
             }
         )
+
+    @hook_impl
+    def after_node_run(self, node, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+        """Log a grid run's test metrics and example figure to that run's MLflow child run."""
+        if not self._tracking.get("enabled", True) or not node.namespace:
+            return
+        summary = inputs.get(f"{node.namespace}.training_summary")
+        metrics = outputs.get(f"{node.namespace}.test_metrics")
+        figure = outputs.get(f"{node.namespace}.prediction_examples")
+        if summary is None or (metrics is None and figure is None):
+            return
+        from ssformer_repro.tracking.runs import existing_child_run
+
+        tracked = existing_child_run(self._tracking, summary.get("mlflow_run_id"))
+        if metrics is not None:
+            tracked.log_metrics(
+                {"test_mdice": metrics["mdice"], "test_miou": metrics["miou"]}
+                | {f"test_{name}": value for name, value in metrics["toolbox"].items()}
+            )
+        if figure is not None:
+            tracked.log_figure(figure, "test_predictions.png")
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
@@ -141,6 +171,16 @@ class MlflowRunHook:
             mlflow.end_run(status=status)
 
 
+class SessionParametersHook:
+    """Hand the session's parameters to pipeline registration before anything reads pipelines."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        from ssformer_repro.config.loader import use_session_parameters
+
+        use_session_parameters(context.config_loader["parameters"])
+
+
 class ConfigurationCheckHook:
     """Fail in seconds, listing every problem, when the parameters of a run cannot work."""
 
@@ -149,18 +189,57 @@ class ConfigurationCheckHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._parameters = context.params
+        self._parameters = context.config_loader["parameters"]
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        from ssformer_repro.config_checks import ConfigurationError, check_parameters
+        from ssformer_repro.config.checks import ConfigurationError, check_parameters
+        from ssformer_repro.grid.runs import grid_runs
 
         namespaces = {node.namespace for node in pipeline.nodes if node.namespace}
         datasets = sorted(ns for ns in namespaces if ns in (self._parameters.get("datasets") or {}))
-        runs = sorted(ns for ns in namespaces if ns.count(".") == 2)
+        grid = grid_runs(self._parameters["reproduce"])
+        runs = [run for run in grid if run.namespace in namespaces]
         problems = check_parameters(self._parameters, datasets, runs)
         if problems:
             raise ConfigurationError(
                 f"{len(problems)} problem(s) in the parameters (env {run_params['env']!r}); "
                 "nothing was run:\n- " + "\n- ".join(problems)
             )
+
+
+class RunLockHook:
+    """Lock every namespace a `kedro run` writes before its first node, release after its last.
+
+    Two runs of different namespaces (e.g. one grid run per GPU) go ahead side by side; a second
+    run of a namespace that is being written is refused before it does any work.
+    """
+
+    def __init__(self, lock_folder: str = "data/.locks") -> None:
+        self._lock_folder = Path(lock_folder)
+        self._held: ExitStack | None = None
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        from ssformer_repro.storage.locks import namespace_lock_path, run_locks
+
+        folder = self._lock_folder
+        if not folder.is_absolute():
+            folder = Path(run_params.get("project_path") or ".") / folder
+        namespaces = sorted({node.namespace or "__default__" for node in pipeline.nodes})
+        stack = ExitStack()
+        stack.enter_context(run_locks(namespace_lock_path(folder, name) for name in namespaces))
+        self._held = stack
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline, catalog):
+        self._release()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None

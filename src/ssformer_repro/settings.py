@@ -1,21 +1,29 @@
 """Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from ssformer_repro.hooks import ConfigurationCheckHook, MlflowRunHook, RunTimesHook
-from ssformer_repro.locking import RunLockHook
-from ssformer_repro.project_config import ProjectConfigLoader
+from kedro.config import OmegaConfigLoader
+
+from ssformer_repro.hooks import (
+    ConfigurationCheckHook,
+    MlflowRunHook,
+    RunLockHook,
+    RunTimesHook,
+    SessionParametersHook,
+)
 
 RUN_TIMES = RunTimesHook()
 
-# Hooks run last-in first-out: the configuration is checked, then the outputs are locked
-# (docs/reliability.md), before an MLflow run is opened; the timing starts just before the nodes.
+# Hooks run last-in first-out: the pipelines are built from the session's parameters, the
+# configuration is checked, then the outputs are locked (docs/reliability.md), before an MLflow
+# run is opened; the timing starts just before the nodes.
 HOOKS = (
     RUN_TIMES,
     MlflowRunHook(run_times=RUN_TIMES),
     RunLockHook(lock_folder="data/.locks"),
     ConfigurationCheckHook(),
+    SessionParametersHook(),
 )
 
-CONFIG_LOADER_CLASS = ProjectConfigLoader
+CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

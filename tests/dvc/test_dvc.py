@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ssformer_repro.config.loader import ProjectConfigLoader
 from ssformer_repro.pipelines.data_processing.pipeline import dataset_pipeline
 from ssformer_repro.pipelines.reporting import pipeline as reporting_pipeline
 from ssformer_repro.pipelines.training.pipeline import grid_runs, run_pipeline
-from ssformer_repro.project_config import ProjectConfigLoader
 from tests.conftest import PROJECT_ROOT, copy_project
 
 DVC_FILES = ("dvc.yaml", "demo", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")

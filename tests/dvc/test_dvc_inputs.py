@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ssformer_repro.dvc_inputs import (
+from ssformer_repro.config.loader import ProjectConfigLoader
+from ssformer_repro.grid.dvc_inputs import (
     code_fingerprint,
     dataset_inputs,
     fingerprint,
@@ -17,7 +18,6 @@ from ssformer_repro.dvc_inputs import (
     run_inputs,
     write_stage_inputs,
 )
-from ssformer_repro.project_config import ProjectConfigLoader
 from tests.conftest import PROJECT_ROOT
 
 

@@ -15,15 +15,14 @@ import pytest
 import yaml
 from kedro.io import AbstractDataset, DatasetError
 
-from ssformer_repro.data.cache import DecodedCache
-from ssformer_repro.datasets.atomic import AtomicDataset
-from ssformer_repro.datasets.decoded_cache import DecodedCacheDataset
+from ssformer_repro.polyps.cache import DecodedCache
+from ssformer_repro.storage.catalog import AtomicDataset, DecodedCacheDataset
 from tests.conftest import PROJECT_ROOT
 
 matplotlib.use("Agg")
 
-ATOMIC = "ssformer_repro.datasets.atomic.AtomicDataset"
-ATOMIC_FOLDERS = "ssformer_repro.datasets.decoded_cache.DecodedCacheDataset"
+ATOMIC = "ssformer_repro.storage.catalog.AtomicDataset"
+ATOMIC_FOLDERS = "ssformer_repro.storage.catalog.DecodedCacheDataset"
 
 
 def atomic(kind: str, path: Path, **options) -> AbstractDataset:
@@ -86,7 +85,7 @@ KILLED_WHILE_SAVING = textwrap.dedent(
     from pathlib import Path
     import numpy as np, pandas as pd
     from kedro.io import AbstractDataset
-    from ssformer_repro.data.cache import DecodedCache
+    from ssformer_repro.polyps.cache import DecodedCache
     from ssformer_repro.datasets import decoded_cache
 
     what, path = sys.argv[1], Path(sys.argv[2])
@@ -106,7 +105,7 @@ KILLED_WHILE_SAVING = textwrap.dedent(
         pd.DataFrame.to_csv = half_then_hang
         config = {"type": "pandas.CSVDataset", "save_args": {"index": False}}
         dataset = AbstractDataset.from_config("t", {
-            "type": "ssformer_repro.datasets.atomic.AtomicDataset",
+            "type": "ssformer_repro.storage.catalog.AtomicDataset",
             "filepath": str(path),
             "dataset": config,
         })

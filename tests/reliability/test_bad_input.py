@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ssformer_repro.data.cache import build_decoded_cache
-from ssformer_repro.data.layouts import IMAGE_SUFFIXES, DatasetLayoutError, discover_pairs
-from ssformer_repro.data.splits import SplitError, read_id_list, split_from_id_lists
-from ssformer_repro.data.validation import DatasetValidationError, summarise_pairs
+from ssformer_repro.polyps.cache import build_decoded_cache
+from ssformer_repro.polyps.layouts import IMAGE_SUFFIXES, DatasetLayoutError, discover_pairs
+from ssformer_repro.polyps.splits import SplitError, read_id_list, split_from_id_lists
+from ssformer_repro.polyps.validation import DatasetValidationError, summarise_pairs
 
 SIDE = 24
 

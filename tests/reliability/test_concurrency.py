@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from kedro.pipeline import node, pipeline
 
-from ssformer_repro.locking import RunLockedError, RunLockHook, namespace_lock_path, run_lock
+from ssformer_repro.storage.locks import RunLockedError, RunLockHook, namespace_lock_path, run_lock
 
 HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
-    from ssformer_repro.locking import run_lock
+    from ssformer_repro.storage.locks import run_lock
 
     with run_lock(sys.argv[1]):
         print("LOCKED", flush=True)

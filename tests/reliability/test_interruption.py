@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ssformer_repro.atomic_files import remove_partial_writes
+from ssformer_repro.storage.atomic import remove_partial_writes
 from ssformer_repro.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 JOB = Path(__file__).with_name("training_job.py")
@@ -91,7 +91,7 @@ WRITER_KILLED_MID_CHECKPOINT = textwrap.dedent(
     """
     import io, sys, time
     import torch
-    from ssformer_repro.atomic_files import write_atomically
+    from ssformer_repro.storage.atomic import write_atomically
 
     def half_then_hang(file):
         buffer = io.BytesIO()

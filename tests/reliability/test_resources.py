@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ssformer_repro import atomic_files
-from ssformer_repro.atomic_files import DiskFullError
+from ssformer_repro.storage.atomic import DiskFullError
 from ssformer_repro.training.checkpoint import load_checkpoint, save_checkpoint
 from ssformer_repro.training.failures import (
     OutOfMemoryError,
@@ -136,7 +136,7 @@ FILL_THE_DISK_AND_SAVE = textwrap.dedent(
     import sys
     from pathlib import Path
     import pandas as pd, torch
-    from ssformer_repro.datasets.atomic import AtomicDataset
+    from ssformer_repro.storage.catalog import AtomicDataset
     from ssformer_repro.training.checkpoint import load_checkpoint, save_checkpoint
 
     folder = Path(sys.argv[1])

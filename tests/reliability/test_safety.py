@@ -169,14 +169,14 @@ def test_credentials_never_reach_mlflow_parameters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The real training node logs its parameters; credentials and secret-named values are not
-    among them. Needs the redaction in ssformer_repro.tracking.flatten (docs/reliability.md)."""
+    among them. Needs the redaction in ssformer_repro.tracking.runs.flatten (docs/reliability.md)."""
     import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from ssformer_repro.data.cache import DecodedCache
+    from ssformer_repro.config.loader import ProjectConfigLoader
     from ssformer_repro.pipelines.training import nodes
-    from ssformer_repro.project_config import ProjectConfigLoader
+    from ssformer_repro.polyps.cache import DecodedCache
     from ssformer_repro.training import loop
 
     (tmp_path / "project").mkdir()

@@ -25,8 +25,11 @@ from ssformer_repro.benchmark.common import (
 )
 from ssformer_repro.benchmark.reference import OfficialStyleDataset
 from ssformer_repro.benchmark.workspace import SPLIT, Workspace
-from ssformer_repro.data.augment import build_train_transform
-from ssformer_repro.data.dataset import CachedSegmentationDataset, ManifestSegmentationDataset
+from ssformer_repro.polyps.augment import build_train_transform
+from ssformer_repro.polyps.torch_datasets import (
+    CachedSegmentationDataset,
+    ManifestSegmentationDataset,
+)
 
 logger = logging.getLogger(__name__)
 

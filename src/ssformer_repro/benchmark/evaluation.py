@@ -17,10 +17,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ssformer_repro.benchmark.common import BenchmarkSettings, spread, synchronize
 from ssformer_repro.benchmark.workspace import Workspace
-from ssformer_repro.data.augment import build_eval_transform
-from ssformer_repro.data.dataset import EvaluationDataset, collate_evaluation
 from ssformer_repro.evaluation.predict import evaluate_predictions, predict_probabilities
 from ssformer_repro.models import build_model
+from ssformer_repro.polyps.augment import build_eval_transform
+from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
 from ssformer_repro.training.loop import seed_everything
 
 logger = logging.getLogger(__name__)

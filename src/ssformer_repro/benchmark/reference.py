@@ -21,7 +21,7 @@ from PIL import Image, ImageEnhance
 from torch import nn
 from torch.utils.data import Dataset
 
-from ssformer_repro.data.augment import DEFAULT_AUGMENTATION
+from ssformer_repro.polyps.augment import DEFAULT_AUGMENTATION
 
 MEAN = np.array(DEFAULT_AUGMENTATION["normalize"]["mean"], dtype=np.float32)
 STD = np.array(DEFAULT_AUGMENTATION["normalize"]["std"], dtype=np.float32)

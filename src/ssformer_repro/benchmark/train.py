@@ -32,10 +32,10 @@ from ssformer_repro.benchmark.common import (
 )
 from ssformer_repro.benchmark.reference import OfficialStyleDataset, ReferenceTrainer
 from ssformer_repro.benchmark.workspace import Workspace
-from ssformer_repro.data.augment import build_train_transform
-from ssformer_repro.data.dataset import CachedSegmentationDataset
 from ssformer_repro.models import build_model
 from ssformer_repro.models.sizes import forward_gflops
+from ssformer_repro.polyps.augment import build_train_transform
+from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.loop import (
     Placement,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ssformer_repro.data.cache import DecodedCache, build_decoded_cache
-from ssformer_repro.data.layouts import discover_pairs
-from ssformer_repro.data.splits import build_split_manifest
-from ssformer_repro.data.synthetic import generate_synthetic_polyps, write_synthetic_dataset
-from ssformer_repro.datasets.decoded_cache import DecodedCacheDataset
+from ssformer_repro.polyps.cache import DecodedCache, build_decoded_cache
+from ssformer_repro.polyps.layouts import discover_pairs
+from ssformer_repro.polyps.splits import build_split_manifest
+from ssformer_repro.polyps.synthetic import generate_synthetic_polyps, write_synthetic_dataset
+from ssformer_repro.storage.catalog import DecodedCacheDataset
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from ssformer_repro.models.backbones import BACKBONES, available_backbones
 from ssformer_repro.models.heads import HEADS, available_heads
 from ssformer_repro.models.pretrained import load_encoder_weights
-from ssformer_repro.models.segmenter import Segmenter, build_model
+from ssformer_repro.models.segmenter import Segmenter, build_configured_model, build_model
 
 __all__ = [
     "BACKBONES",
@@ -11,6 +11,7 @@ __all__ = [
     "Segmenter",
     "available_backbones",
     "available_heads",
+    "build_configured_model",
     "build_model",
     "load_encoder_weights",
 ]

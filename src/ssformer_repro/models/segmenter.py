@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -62,3 +64,15 @@ def build_model(
         source = spec.imagenet_weights if pretrained == "imagenet" else pretrained
         load_encoder_weights(backbone_module.encoder, source)
     return Segmenter(backbone_module, head_module)
+
+
+def build_configured_model(
+    backbone: str, head: str, model: Mapping[str, Any], with_pretrained: bool = True
+) -> Segmenter:
+    """`build_model` from a `model` parameters block: its head's options and its weights file.
+
+    `with_pretrained=False` skips the ImageNet weights, e.g. before loading a trained checkpoint.
+    """
+    weights = (model.get("pretrained") or {}).get(backbone) if with_pretrained else None
+    head_options = (model.get("head_options") or {}).get(head) or {}
+    return build_model(backbone, head, pretrained=weights, **head_options)

@@ -5,20 +5,26 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ssformer_repro.grid.runs import GridRun
+
 
 def plot_training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
-    """Training loss and validation mDice per epoch, one line per run, one column per dataset."""
+    """Training loss and validation mDice per epoch, one line per run, one column per dataset.
+
+    `histories` is keyed by run name (`GridRun.name`).
+    """
     if not histories:
         raise ValueError("No training histories to plot.")
-    datasets = sorted({name.split(".")[0] for name in histories})
+    runs = {name: GridRun.parse(name) for name in histories}
+    datasets = sorted({run.dataset for run in runs.values()})
     figure = Figure(figsize=(6 * len(datasets), 7), layout="constrained")
     axes = figure.subplots(2, len(datasets), squeeze=False)
     for column, dataset in enumerate(datasets):
         loss_ax, dice_ax = axes[0, column], axes[1, column]
         for name, history in sorted(histories.items()):
-            if name.split(".")[0] != dataset:
+            if runs[name].dataset != dataset:
                 continue
-            label = name.split(".", 1)[1]
+            label = name.removeprefix(f"{dataset}{GridRun.SEPARATOR}")
             loss_ax.plot(history["epoch"], history["train_loss"], label=label)
             dice_ax.plot(history["epoch"], 100 * history["val_mdice"], label=label)
         loss_ax.set(title=f"{dataset}: training loss", xlabel="epoch", ylabel="BCE + Dice loss")

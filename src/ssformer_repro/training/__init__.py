@@ -1,1 +1,2 @@
-"""Training of one segmentation run: loss, schedules, checkpoints and the loop."""
+"""Training of one segmentation run: the loop (loop.py) first, then its settings, parts,
+checkpoints and resume policy, loss, schedules, devices, DDP and resource failures."""

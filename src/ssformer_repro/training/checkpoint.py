@@ -1,12 +1,55 @@
-"""Checkpoints written atomically and read back with `weights_only=True`, plus the RNG states they hold."""
+"""A run's files and its resume policy.
 
+A run folder holds `last.pt` (everything needed to resume: weights, optimiser, schedule, RNG
+states, history, settings), `best.pt` (the best epoch's weights) and `history.csv`. Files are
+written atomically and read back with `weights_only=True`. `resume` restores a run from its
+`last.pt` when the settings allow it; `CheckpointWriter` writes the files after an epoch.
+"""
+
+import logging
+import math
 import random
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from torch import nn
 
-from ssformer_repro.atomic_files import write_atomically
+from ssformer_repro.storage.atomic import write_atomically
+from ssformer_repro.training.settings import RESUMABLE_CHANGES, TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+HISTORY_FILE = "history.csv"
+HISTORY_COLUMNS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "val_mdice",
+    "val_miou",
+    "images_per_second",
+    "epoch_seconds",
+    "skipped_steps",  # optimizer steps the fp16 grad scaler skipped (inf/NaN gradients)
+)
+LAST_CHECKPOINT_KEYS = (
+    "epoch",
+    "model",
+    "optimizer",
+    "scheduler",
+    "grad_scaler",
+    "best_val_mdice",
+    "best_epoch",
+    "history",
+    "rng",
+    "loader_rng",
+    "config",
+)
+SUPERSEDED_FOLDER = "superseded"
 
 
 class CheckpointError(RuntimeError):
@@ -55,3 +98,173 @@ def restore_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class RunState:
+    """Progress of a run: the last completed epoch, the best validation so far and the history."""
+
+    epoch: int = 0
+    best_val_mdice: float = -math.inf
+    best_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    # The best epoch's best.pt contents while they wait for the next checkpoint write.
+    unsaved_best: dict | None = None
+
+    def record(self, row: dict) -> bool:
+        """Add a finished epoch's history row; return whether its validation mDice is the best."""
+        self.history.append(row)
+        self.epoch = row["epoch"]
+        improved = row["val_mdice"] > self.best_val_mdice  # False for NaN: epochs not validated
+        if improved:
+            self.best_val_mdice, self.best_epoch = row["val_mdice"], self.epoch
+        return improved
+
+
+class ChangedSettingsError(ValueError):
+    """`last.pt` was written with other settings or inputs than this run's."""
+
+
+def resume(
+    parts, last_path: Path, config: TrainingConfig, run_name: str, is_main: bool
+) -> RunState:
+    """Restore `parts` (a RunParts) from `last.pt` and return the progress it holds.
+
+    With ``on_changed_settings: restart``, a `last.pt` of other settings is moved aside (never
+    deleted) and training starts from scratch.
+    """
+    try:
+        checkpoint = load_resumable(last_path, config)
+    except ChangedSettingsError as error:
+        if config.on_changed_settings != "restart":
+            raise
+        if is_main:
+            superseded = supersede(last_path.parent)
+            logger.warning(
+                "run %r: %s Moved to %s; training from scratch.", run_name, error, superseded
+            )
+        return RunState()
+    parts.load_state_dict(checkpoint)
+    logger.info(
+        "run %r: resuming from %s after epoch %d.", run_name, last_path, checkpoint["epoch"]
+    )
+    return RunState(
+        epoch=checkpoint["epoch"],
+        best_val_mdice=checkpoint["best_val_mdice"],
+        best_epoch=checkpoint["best_epoch"],
+        history=list(checkpoint["history"]),
+    )
+
+
+@dataclass
+class CheckpointWriter:
+    """Writes a run's files after an epoch once `checkpoint_every_seconds` have passed since the
+    last write, and after the final epoch."""
+
+    run_dir: Path
+    config: TrainingConfig
+    run_name: str
+    last_written: float = field(default_factory=time.monotonic)
+
+    def after_epoch(self, parts, state: RunState, improved: bool) -> None:
+        """Keep a copy of the weights if this epoch is the best, and write the files when due."""
+        if improved:
+            state.unsaved_best = best_checkpoint(parts.model, state, self.config, self.run_name)
+        waited = time.monotonic() - self.last_written
+        if state.epoch == self.config.epochs or waited >= self.config.checkpoint_every_seconds:
+            save_epoch(parts, state, self.config, self.run_dir, self.run_name)
+            self.last_written = time.monotonic()
+
+
+def best_checkpoint(
+    model: nn.Module, state: RunState, config: TrainingConfig, run_name: str
+) -> dict:
+    """The contents of `best.pt` for the epoch just recorded, with the weights copied to the CPU."""
+    latest = state.history[-1]
+    return {
+        "model": {
+            key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()
+        },
+        "epoch": state.epoch,
+        "val_mdice": latest["val_mdice"],
+        "val_miou": latest["val_miou"],
+        "config": config.to_dict(),
+        "run_name": run_name,
+    }
+
+
+def save_epoch(
+    parts, state: RunState, config: TrainingConfig, run_dir: Path, run_name: str
+) -> None:
+    """Write `best.pt` if a better epoch waits to be saved, then `last.pt` and `history.csv`.
+
+    best.pt goes first, so the best epoch recorded in last.pt always has its weights on disk.
+    """
+    if state.unsaved_best is not None:
+        save_checkpoint(state.unsaved_best, run_dir / BEST_CHECKPOINT)
+        state.unsaved_best = None
+    last = {
+        **parts.state_dict(),
+        "epoch": state.epoch,
+        "best_val_mdice": state.best_val_mdice,
+        "best_epoch": state.best_epoch,
+        "history": state.history,
+        "config": config.to_dict(),
+        "run_name": run_name,
+    }
+    save_checkpoint(last, run_dir / LAST_CHECKPOINT)
+    history_csv = pd.DataFrame(state.history, columns=HISTORY_COLUMNS).to_csv(index=False)
+    write_atomically(run_dir / HISTORY_FILE, lambda file: file.write(history_csv.encode()))
+
+
+def load_best_model(model: nn.Module, run_dir_or_path: str | Path) -> nn.Module:
+    """Load the weights of `best.pt` (a run folder or the file itself) into `model` and return it."""
+    path = Path(run_dir_or_path)
+    if path.is_dir():
+        path = path / BEST_CHECKPOINT
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return model
+
+
+def load_resumable(last_path: Path, config: TrainingConfig) -> dict:
+    """Read `last.pt` and refuse it unless it was written by this run's configuration."""
+    checkpoint = load_checkpoint(last_path)
+    missing = [key for key in LAST_CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"{last_path} is not a training checkpoint of this code (missing {missing}); "
+            "delete it or use a new run directory."
+        )
+    saved, current = checkpoint["config"], config.to_dict()
+    differing = sorted(
+        key
+        for key in (saved.keys() | current.keys()) - RESUMABLE_CHANGES
+        if saved.get(key) != current.get(key)
+    )
+    if differing:
+        changes = "; ".join(
+            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing
+        )
+        raise ChangedSettingsError(
+            f"{last_path} was written with a different training configuration ({changes}). "
+            "Only epochs may change when resuming: delete that file to start over, use a new "
+            "run directory, or set training.on_changed_settings: restart."
+        )
+    if checkpoint["epoch"] > config.epochs:
+        raise ValueError(
+            f"{last_path} already holds {checkpoint['epoch']} epochs, more than epochs="
+            f"{config.epochs}; raise epochs, or use a new run directory."
+        )
+    return checkpoint
+
+
+def supersede(run_dir: Path) -> Path:
+    """Move a run's checkpoints and history into ``superseded/<UTC time>/``; return that folder."""
+    target = run_dir / SUPERSEDED_FOLDER / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (LAST_CHECKPOINT, BEST_CHECKPOINT, HISTORY_FILE):
+        if (run_dir / name).exists():
+            (run_dir / name).replace(target / name)
+    return target
+
+

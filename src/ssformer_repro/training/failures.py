@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ssformer_repro.atomic_files import DiskFullError, explain_disk_full, is_disk_full
+from ssformer_repro.storage.atomic import DiskFullError, explain_disk_full, is_disk_full
 
 logger = logging.getLogger(__name__)
 

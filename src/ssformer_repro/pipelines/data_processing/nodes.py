@@ -19,22 +19,22 @@ def _pairs_frame(pairs: list) -> pd.DataFrame:
 
 
 def _pairs_list(raw_pairs: pd.DataFrame) -> list:
-    from ssformer_repro.data.layouts import SamplePair
+    from ssformer_repro.polyps.layouts import SamplePair
 
     return [SamplePair(**row) for row in raw_pairs[PAIR_COLUMNS].to_dict("records")]
 
 
 def discover_raw_pairs(dataset: dict[str, Any]) -> pd.DataFrame:
     """List the image/mask pairs of a dataset unpacked under ``root`` in its ``layout``."""
-    from ssformer_repro.data.layouts import discover_pairs
+    from ssformer_repro.polyps.layouts import discover_pairs
 
     return _pairs_frame(discover_pairs(dataset["layout"], dataset["root"]))
 
 
 def generate_synthetic_dataset(dataset: dict[str, Any]) -> pd.DataFrame:
     """Write a seeded synthetic polyp dataset in a real layout, then list it like real data."""
-    from ssformer_repro.data.layouts import discover_pairs
-    from ssformer_repro.data.synthetic import generate_synthetic_polyps, write_synthetic_dataset
+    from ssformer_repro.polyps.layouts import discover_pairs
+    from ssformer_repro.polyps.synthetic import generate_synthetic_polyps, write_synthetic_dataset
 
     samples = generate_synthetic_polyps(**dataset["synthetic"])
     write_synthetic_dataset(
@@ -48,7 +48,7 @@ def generate_synthetic_dataset(dataset: dict[str, Any]) -> pd.DataFrame:
 
 def measure_images(raw_pairs: pd.DataFrame, data_processing: dict[str, Any]) -> pd.DataFrame:
     """Read every pair once: sizes and foreground fraction, failing on any unreadable pair."""
-    from ssformer_repro.data.validation import summarise_pairs
+    from ssformer_repro.polyps.validation import summarise_pairs
 
     return summarise_pairs(
         _pairs_list(raw_pairs),
@@ -60,7 +60,7 @@ def measure_images(raw_pairs: pd.DataFrame, data_processing: dict[str, Any]) -> 
 
 def split_dataset(raw_pairs: pd.DataFrame, dataset: dict[str, Any]) -> pd.DataFrame:
     """Assign every image to train/val/test with the configured, deterministic strategy."""
-    from ssformer_repro.data.splits import assign_splits, build_split_manifest
+    from ssformer_repro.polyps.splits import assign_splits, build_split_manifest
 
     pairs = _pairs_list(raw_pairs)
     options = dict(dataset["split"])
@@ -72,7 +72,7 @@ def summarise_dataset(
     image_stats: pd.DataFrame, split_manifest: pd.DataFrame, dataset_name: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-image summary (id, split, size, foreground) and a per-split overview of one dataset."""
-    from ssformer_repro.data.validation import dataset_overview
+    from ssformer_repro.polyps.validation import dataset_overview
 
     splits = split_manifest[["id", "split"]]
     summary = splits.merge(image_stats, on="id", how="left", validate="one_to_one")
@@ -82,7 +82,7 @@ def summarise_dataset(
 
 def build_decoded_cache(split_manifest: pd.DataFrame, data_processing: dict[str, Any]):
     """Decode and resize the training and validation images once, for fast epochs."""
-    from ssformer_repro.data.cache import build_decoded_cache as build_cache
+    from ssformer_repro.polyps.cache import build_decoded_cache as build_cache
 
     return build_cache(
         split_manifest,
@@ -97,9 +97,9 @@ def plot_augmentation_preview(
     decoded_cache, augmentation: dict[str, Any], data_processing: dict[str, Any]
 ):
     """A grid of augmented training samples with their masks, to check alignment by eye."""
-    from ssformer_repro.data.augment import build_train_transform
-    from ssformer_repro.data.dataset import CachedSegmentationDataset
-    from ssformer_repro.data.preview import plot_augmented_samples
+    from ssformer_repro.polyps.augment import build_train_transform
+    from ssformer_repro.polyps.preview import plot_augmented_samples
+    from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 
     preview = data_processing["preview"]
     transform = build_train_transform(augmentation, seed=preview["seed"])

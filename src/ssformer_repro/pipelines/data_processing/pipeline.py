@@ -6,7 +6,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
-from ssformer_repro.project_config import project_parameters
+from ssformer_repro.config.loader import pipeline_parameters
 
 from . import nodes
 
@@ -73,7 +73,7 @@ def dataset_pipeline(name: str, source: str) -> Pipeline:
 
 def create_pipeline(**kwargs) -> Pipeline:
     """One dataset pipeline per name in ``data_processing.datasets``."""
-    parameters = project_parameters()
+    parameters = pipeline_parameters()
     known = parameters["datasets"]
     selected = parameters["data_processing"]["datasets"]
     unknown = [name for name in selected if name not in known]

@@ -70,8 +70,7 @@ def tabulate_model_sizes(model_sizes: dict[str, Any]) -> tuple[pd.DataFrame, str
 
 
 def plot_study_figures(runs: pd.DataFrame, **histories: pd.DataFrame):
-    """Training curves of every run and the bar chart of test mDice per backbone and head."""
+    """Training curves of every run (histories keyed by run name) and test mDice bars."""
     from ssformer_repro.reporting.figures import plot_mdice_bars, plot_training_curves
 
-    by_run = {key.replace("__", "."): history for key, history in histories.items()}
-    return plot_training_curves(by_run), plot_mdice_bars(runs)
+    return plot_training_curves(histories), plot_mdice_bars(runs)

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from ssformer_repro.pipelines.training.pipeline import grid_run_names
-from ssformer_repro.project_config import project_parameters
+from ssformer_repro.config.loader import pipeline_parameters
+from ssformer_repro.grid.runs import grid_runs
 
 from . import nodes
 
 
-def run_key(run_name: str) -> str:
-    """A run's name as a Python keyword (``kvasir.mit_b0.pld`` -> ``kvasir__mit_b0__pld``)."""
-    return run_name.replace(".", "__")
-
-
 def create_pipeline(**kwargs) -> Pipeline:
     """Tables and figures of the study from the grid's test metrics and training histories."""
-    runs = [run_key(name) for name in grid_run_names(project_parameters()["reproduce"])]
-    test_metrics = {key: f"{key}_test_metrics" for key in runs}
-    histories = {key: f"{key}_history" for key in runs}
+    runs = grid_runs(pipeline_parameters()["reproduce"])
+    # Node arguments keyed by run name; outside the namespace they are the runs' own datasets.
+    test_metrics = {run.name: f"{run.namespace}.test_metrics" for run in runs}
+    histories = {run.name: f"{run.namespace}.history" for run in runs}
     template = Pipeline(
         [
             Node(nodes.collect_runs, test_metrics, "study_runs", name="collect_runs"),
@@ -55,15 +51,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ]
     )
-    # Each run's outputs live in that run's namespace: "<dataset>.<backbone>.<head>.<output>".
-    external = {
-        f"{key}_{output}": f"{key.replace('__', '.')}.{output}"
-        for key in runs
-        for output in ("test_metrics", "history")
-    }
     return Pipeline(
         template,
         namespace="reporting",
-        inputs=external,
+        inputs=set(test_metrics.values()) | set(histories.values()),
         parameters={"params:model_sizes": "params:model_sizes"},
     )

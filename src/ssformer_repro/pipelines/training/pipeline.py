@@ -3,44 +3,34 @@
 from __future__ import annotations
 
 from functools import partial, update_wrapper
-from itertools import product
 
 from kedro.pipeline import Node, Pipeline
 
-from ssformer_repro.project_config import project_parameters
+from ssformer_repro.config.loader import pipeline_parameters
+from ssformer_repro.grid.runs import GridRun, grid_runs
 
 from . import nodes
 
-SHARED_PARAMETERS = [
-    "training",
-    "model",
-    "evaluation",
-    "augmentation",
-    "paths",
-    "reproduce",
-    "tracking",
-]
+SHARED_PARAMETERS = ["training", "model", "evaluation", "augmentation", "reproduce", "tracking"]
 
 
-def _bind_run(func, run: dict[str, str]):
-    """``func`` with this run's identity bound, keeping its name and docstring for kedro-viz."""
+def _for_run(func, run: GridRun):
+    """``func`` with this run bound, keeping its name and docstring for kedro-viz."""
     return update_wrapper(partial(func, run=run), func)
 
 
-def run_pipeline(dataset: str, backbone: str, head: str) -> Pipeline:
-    """Train ``backbone`` x ``head`` on ``dataset``, then score it on the dataset's test split."""
-    run = {"dataset": dataset, "backbone": backbone, "head": head}
-    run["name"] = f"{dataset}.{backbone}.{head}"
+def run_pipeline(run: GridRun) -> Pipeline:
+    """Train one run of the grid, then score it on its dataset's test split."""
     template = Pipeline(
         [
             Node(
-                _bind_run(nodes.train_run, run),
+                _for_run(nodes.train, run),
                 inputs={
                     "decoded_cache": "decoded_cache",
+                    "run_folder": "run_folder",
                     "training": "params:training",
-                    "augmentation": "params:augmentation",
                     "model": "params:model",
-                    "paths": "params:paths",
+                    "augmentation": "params:augmentation",
                     "reproduce": "params:reproduce",
                     "tracking": "params:tracking",
                 },
@@ -48,43 +38,46 @@ def run_pipeline(dataset: str, backbone: str, head: str) -> Pipeline:
                 name="train",
             ),
             Node(
-                _bind_run(nodes.evaluate_run, run),
+                _for_run(nodes.evaluate, run),
                 inputs={
                     "split_manifest": "split_manifest",
                     "training_summary": "training_summary",
-                    "augmentation": "params:augmentation",
                     "model": "params:model",
+                    "augmentation": "params:augmentation",
                     "evaluation": "params:evaluation",
                     "reproduce": "params:reproduce",
-                    "tracking": "params:tracking",
                 },
-                outputs=["test_scores", "test_metrics", "prediction_examples"],
+                outputs=["test_scores", "test_metrics"],
                 name="evaluate",
+            ),
+            Node(
+                _for_run(nodes.plot_examples, run),
+                inputs={
+                    "split_manifest": "split_manifest",
+                    "test_scores": "test_scores",
+                    "training_summary": "training_summary",
+                    "model": "params:model",
+                    "augmentation": "params:augmentation",
+                    "evaluation": "params:evaluation",
+                    "reproduce": "params:reproduce",
+                },
+                outputs="prediction_examples",
+                name="plot_examples",
             ),
         ]
     )
     return Pipeline(
         template,
-        namespace=run["name"],
+        namespace=run.namespace,
         inputs={
-            "decoded_cache": f"{dataset}.decoded_cache",
-            "split_manifest": f"{dataset}.split_manifest",
+            "decoded_cache": f"{run.dataset}.decoded_cache",
+            "split_manifest": f"{run.dataset}.split_manifest",
         },
         parameters={f"params:{name}": f"params:{name}" for name in SHARED_PARAMETERS},
     )
 
 
-def grid_runs(grid: dict) -> list[tuple[str, str, str]]:
-    """Every (dataset, backbone, head) of the grid, in a stable order."""
-    return list(product(grid["datasets"], grid["backbones"], grid["heads"]))
-
-
-def grid_run_names(grid: dict) -> list[str]:
-    """Every run's namespace, ``<dataset>.<backbone>.<head>``."""
-    return [".".join(run) for run in grid_runs(grid)]
-
-
 def create_pipeline(**kwargs) -> Pipeline:
-    """The whole grid of ``reproduce``: datasets x backbones x heads."""
-    grid = project_parameters()["reproduce"]
-    return sum((run_pipeline(*run) for run in grid_runs(grid)), Pipeline([]))
+    """The whole grid of ``reproduce``: one run pipeline per run."""
+    runs = grid_runs(pipeline_parameters()["reproduce"])
+    return sum((run_pipeline(run) for run in runs), Pipeline([]))

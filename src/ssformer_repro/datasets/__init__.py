@@ -1,1 +1,0 @@
-"""Custom Kedro datasets (decoded-image cache, torch checkpoints)."""

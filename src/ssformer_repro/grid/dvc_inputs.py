@@ -1,0 +1,120 @@
+"""Write, per dataset and per run, what its DVC stage reads that DVC cannot see by itself.
+
+DVC re-runs a stage when one of its ``deps`` or ``params`` changes, but it cannot merge Kedro's
+environments (``conf/base`` under ``conf/demo``), pick one run's entry out of
+``reproduce.overrides`` (usually absent, and DVC refuses absent ``params``), nor look up a
+dataset's raw folder or a backbone's weights file by name. The ``stage_inputs`` stage of
+``dvc.yaml`` and ``demo/dvc.yaml`` runs this module; it writes one small JSON file per dataset
+and per grid run with the settings Kedro resolves for it and fingerprints of the raw files and
+pretrained weights it reads. Each stage depends on its own file, so changing one run's override
+re-runs that run alone.
+
+    python -m ssformer_repro.grid.dvc_inputs --env demo --output data/demo/02_intermediate/stage_inputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ssformer_repro.config.loader import load_parameters
+from ssformer_repro.grid.runs import GridRun, grid_runs, run_settings
+
+# Only these dataset sources read raw files; a synthetic dataset is written by its own stage.
+RAW_FILE_SOURCES = ("files",)
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def fingerprint(path: str | Path | None) -> str | None:
+    """MD5 of a file, or of a folder's file names and contents; None when there is no such path."""
+    if path is None or not Path(path).exists():
+        return None
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    digest = hashlib.md5()
+    for file in files:
+        digest.update(file.relative_to(root).as_posix().encode())
+        with file.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_fingerprint(package: Path = PACKAGE) -> str:
+    """MD5 of the package's Python sources (names and contents; bytecode caches left out)."""
+    digest = hashlib.md5()
+    for file in sorted(package.rglob("*.py")):
+        digest.update(file.relative_to(package).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def dataset_inputs(parameters: dict[str, Any], name: str) -> dict[str, Any]:
+    """What dataset ``name``'s data_processing stage reads: its entry and its raw files."""
+    if name not in parameters["datasets"]:
+        raise ValueError(f"datasets.{name} is not described under `datasets:` in the parameters")
+    dataset = parameters["datasets"][name]
+    reads_raw_files = dataset.get("source") in RAW_FILE_SOURCES
+    return {
+        "dataset": dataset,
+        "raw_files": fingerprint(dataset["root"]) if reads_raw_files else None,
+    }
+
+
+def run_inputs(parameters: dict[str, Any], run: GridRun) -> dict:
+    """What one grid run reads: training, model and evaluation with its overrides, its weights."""
+    shared = {key: parameters[key] for key in ("training", "model", "evaluation")}
+    settings = run_settings(run, shared, parameters["reproduce"])
+    weights = (settings["model"].get("pretrained") or {}).get(run.backbone)
+    return {"run": run.name, **settings, "pretrained_weights": fingerprint(weights)}
+
+
+def write_stage_inputs(parameters: dict[str, Any], output: Path) -> list[Path]:
+    """``output/datasets/<dataset>.json`` and ``output/runs/<dataset>.<backbone>.<head>.json``."""
+    processed = parameters["data_processing"]["datasets"]
+    runs = grid_runs(parameters["reproduce"])
+    unprocessed = sorted({run.dataset for run in runs} - set(processed))
+    if unprocessed:
+        raise ValueError(
+            f"reproduce.datasets names {unprocessed}, which data_processing.datasets does not "
+            "build; add them there"
+        )
+    datasets = {name: dataset_inputs(parameters, name) for name in processed}
+    contents = {Path("datasets", f"{name}.json"): inputs for name, inputs in datasets.items()}
+    code = code_fingerprint()
+    for run in runs:
+        inputs = run_inputs(parameters, run)
+        # Everything the run's result depends on, so that its fingerprint can key resuming
+        # (training.resume_key): the dataset as processed, augmentation and the code.
+        inputs["data"] = {
+            **datasets[run.dataset],
+            "data_processing": parameters["data_processing"],
+            "augmentation": parameters["augmentation"],
+        }
+        inputs["code"] = code
+        contents[Path("runs", f"{run.name}.json")] = inputs
+
+    written = []
+    for relative, content in contents.items():
+        path = output / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m ssformer_repro.grid.dvc_inputs [--env ENV] --output FOLDER``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", help="Kedro environment (default: Kedro's default run env)")
+    parser.add_argument("--output", type=Path, required=True, help="folder to write into")
+    parser.add_argument("--project", type=Path, default=Path.cwd(), help="Kedro project root")
+    args = parser.parse_args(argv)
+    write_stage_inputs(load_parameters(args.project.resolve(), args.env), args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""A run of the experiment grid: one home for its fields, name, namespace and folder.
+
+A run is one value of every dimension of the grid (dataset x backbone x head). Its name, e.g.
+`kvasir.mit_b2.pld`, is the values joined by dots in field order; the name is also its Kedro
+namespace, its folder under each data layer, the key of its `reproduce.overrides` entry, its
+DVC stage and its MLflow child run. A dimension is gained by adding a field here (with the
+`reproduce` key that lists its values in its metadata) and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping
+from itertools import product
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+R = TypeVar("R", bound="GridRun")
+
+
+def dimension(grid_key: str, prefix: str = "") -> Any:
+    """A field of GridRun: listed under `reproduce.<grid_key>`, written `<prefix><value>`."""
+    return dataclasses.field(metadata={"grid_key": grid_key, "prefix": prefix})
+
+
+@dataclasses.dataclass(frozen=True)
+class GridRun:
+    """One run of the grid; build them with `grid_runs` or `GridRun.parse`."""
+
+    dataset: str = dimension("datasets")
+    backbone: str = dimension("backbones")
+    head: str = dimension("heads")
+
+    SEPARATOR: ClassVar[str] = "."
+
+    @classmethod
+    def dimensions(cls) -> tuple[dataclasses.Field, ...]:
+        """The fields of a run, in the order they appear in its name."""
+        return dataclasses.fields(cls)
+
+    @property
+    def name(self) -> str:
+        """The run's name, e.g. `kvasir.mit_b2.pld`."""
+        return self.SEPARATOR.join(
+            f"{field.metadata['prefix']}{getattr(self, field.name)}" for field in self.dimensions()
+        )
+
+    @property
+    def namespace(self) -> str:
+        """The Kedro namespace of the run's nodes and datasets (its name)."""
+        return self.name
+
+    @property
+    def folder(self) -> Path:
+        """The run's folder below each data layer (its name), as the catalog writes it."""
+        return Path(self.name)
+
+    def fields(self) -> dict[str, Any]:
+        """The run's dimensions as a dict, e.g. for MLflow parameters and table columns."""
+        return {field.name: getattr(self, field.name) for field in self.dimensions()}
+
+    @classmethod
+    def parse(cls: type[R], name: str) -> R:
+        """The run named `name`, e.g. `GridRun.parse("kvasir.mit_b2.pld")`."""
+        parts = name.split(cls.SEPARATOR)
+        fields = cls.dimensions()
+        if len(parts) != len(fields):
+            raise ValueError(
+                f"{name!r} is not a grid run name: expected {len(fields)} parts "
+                f"<{'>.<'.join(field.name for field in fields)}>, got {len(parts)}."
+            )
+        values = {}
+        for field, part in zip(fields, parts, strict=True):
+            prefix = field.metadata["prefix"]
+            if not part.startswith(prefix) or part == prefix:
+                raise ValueError(f"{name!r}: its {field.name} must be written {prefix}<value>.")
+            text = part.removeprefix(prefix)
+            values[field.name] = int(text) if field.type in (int, "int") else text
+        return cls(**values)
+
+
+def grid_runs(reproduce: Mapping[str, Any], run_type: type[R] = GridRun) -> list[R]:
+    """Every run of the grid `reproduce`, in a stable order (dimension by dimension)."""
+    fields = run_type.dimensions()
+    missing = [field.metadata["grid_key"] for field in fields if not reproduce.get(field.metadata["grid_key"])]
+    if missing:
+        raise ValueError(f"reproduce.{missing[0]} is empty or missing: the grid needs its values.")
+    values = [reproduce[field.metadata["grid_key"]] for field in fields]
+    return [
+        run_type(**dict(zip((field.name for field in fields), combination, strict=True)))
+        for combination in product(*values)
+    ]
+
+
+def run_settings(
+    run: GridRun, settings: Mapping[str, Any], reproduce: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Shared `settings` blocks with this run's `reproduce.overrides` entry merged in (nested)."""
+    merged = copy.deepcopy(dict(settings))
+    stack = [(merged, (reproduce.get("overrides") or {}).get(run.name, {}))]
+    while stack:
+        target, changes = stack.pop()
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                stack.append((target[key], value))
+            else:
+                target[key] = copy.deepcopy(value)
+    return merged

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sklearn.model_selection import train_test_split
+
+from ssformer_repro.polyps.layouts import SamplePair, discover_pairs
+from ssformer_repro.polyps.splits import (
+    SPLIT_STRATEGIES,
+    SplitError,
+    assign_splits,
+    build_split_manifest,
+    random_split,
+    read_id_list,
+    split_by_subset,
+    split_from_id_lists,
+)
+from tests.polyps.conftest import write_pair
+
+
+def _ids(count: int) -> list[str]:
+    return [f"frame_{index:04d}" for index in range(count)]
+
+
+def _pairs(ids: list[str], subset: str = "all") -> list[SamplePair]:
+    return [SamplePair(i, f"img/{i}.jpg", f"msk/{i}.jpg", subset) for i in ids]
+
+
+@pytest.mark.parametrize(("count", "sizes"), [(1000, (800, 100, 100)), (612, (490, 61, 61))])
+def test_random_split_sizes_match_the_published_recipe(count: int, sizes: tuple[int, ...]) -> None:
+    assignment = random_split(_ids(count), seed=42)
+    counts = Counter(assignment.values())
+    assert (counts["train"], counts["val"], counts["test"]) == sizes
+    assert sorted(assignment) == _ids(count)
+
+
+def test_random_split_is_the_fcbformer_two_step_train_test_split() -> None:
+    ids = _ids(100)
+    rest, test = train_test_split(ids, test_size=10, random_state=7)
+    _, val = train_test_split(rest, test_size=10, random_state=7)
+
+    assignment = random_split(list(reversed(ids)), seed=7)
+
+    assert sorted(i for i, split in assignment.items() if split == "test") == sorted(test)
+    assert sorted(i for i, split in assignment.items() if split == "val") == sorted(val)
+
+
+def test_random_split_is_deterministic_per_seed() -> None:
+    assert random_split(_ids(200), seed=1) == random_split(_ids(200), seed=1)
+    assert random_split(_ids(200), seed=1) != random_split(_ids(200), seed=2)
+
+
+def test_random_split_allows_no_validation_split() -> None:
+    assert set(random_split(_ids(10), seed=0, val_fraction=0.0).values()) == {"train", "test"}
+
+
+@pytest.mark.parametrize(
+    ("val_fraction", "test_fraction"), [(-0.1, 0.1), (0.1, 1.0), (0.5, 0.5), (0.6, 0.6)]
+)
+def test_random_split_rejects_bad_fractions(val_fraction: float, test_fraction: float) -> None:
+    with pytest.raises(SplitError, match="must each be in \\[0, 1\\) and sum to less than 1"):
+        random_split(_ids(10), seed=0, val_fraction=val_fraction, test_fraction=test_fraction)
+
+
+def test_random_split_rejects_duplicate_ids_and_too_few_ids() -> None:
+    with pytest.raises(SplitError, match="Duplicate ids.*'a'"):
+        random_split(["a", "b", "a"], seed=0)
+    with pytest.raises(SplitError, match="Cannot carve 1 of 1 ids"):
+        random_split(["a", "b"], seed=0, val_fraction=0.5, test_fraction=0.4)
+
+
+def test_split_from_id_lists_assigns_listed_ids() -> None:
+    assignment = split_from_id_lists(["a", "b", "c"], {"train": ["a", "c"], "val": ["b"]})
+    assert assignment == {"a": "train", "c": "train", "b": "val"}
+
+
+def test_split_from_id_lists_reports_every_problem() -> None:
+    with pytest.raises(SplitError) as error:
+        split_from_id_lists(["a", "b", "c"], {"train": ["a", "x"], "val": ["a"]})
+    message = str(error.value)
+    assert "id 'x' in list 'train' is not in the dataset" in message
+    assert "id 'a' is in both 'train' and 'val'" in message
+    assert "id 'b' is in none of the lists ['train', 'val']" in message
+    assert "id 'c' is in none" in message
+
+
+def test_read_id_list_strips_extensions_blanks_and_whitespace(tmp_path: Path) -> None:
+    path = tmp_path / "train.txt"
+    path.write_bytes(
+        b"cju0qkwl35piu0993l0dewei2.jpg\r\n\r\n  cju0qoxqj9q6s0835b43399p4 \r\nv1.2.PNG\n"
+    )
+    assert read_id_list(path) == ["cju0qkwl35piu0993l0dewei2", "cju0qoxqj9q6s0835b43399p4", "v1.2"]
+
+
+def test_pranet_split_carves_val_from_train_and_tests_every_test_set() -> None:
+    pairs = _pairs(_ids(20), "train") + _pairs(["CVC-300/a", "Kvasir/a"], "CVC-300")
+
+    assignment = split_by_subset(pairs, seed=0, val_fraction=0.1)
+
+    assert Counter(assignment.values()) == {"train": 18, "val": 2, "test": 2}
+    assert assignment["CVC-300/a"] == assignment["Kvasir/a"] == "test"
+    assert split_by_subset(pairs, seed=0, val_fraction=0.1) == assignment
+
+
+def test_pranet_split_needs_a_train_subset() -> None:
+    with pytest.raises(SplitError, match="No pair has subset 'train'"):
+        split_by_subset(_pairs(["a"]), seed=0)
+
+
+def test_manifest_columns_order_and_errors() -> None:
+    pairs = _pairs(["b", "a"])
+    manifest = build_split_manifest(pairs, {"a": "train", "b": "test"})
+    assert list(manifest.columns) == ["id", "image_path", "mask_path", "split"]
+    assert manifest.to_numpy().tolist() == [
+        ["a", "img/a.jpg", "msk/a.jpg", "train"],
+        ["b", "img/b.jpg", "msk/b.jpg", "test"],
+    ]
+    with pytest.raises(SplitError, match=r"no split for \['b'\]"):
+        build_split_manifest(pairs, {"a": "train"})
+    with pytest.raises(SplitError, match=r"not in the dataset: \['z'\]"):
+        build_split_manifest(pairs, {"a": "train", "b": "val", "z": "val"})
+
+
+def test_manifest_is_byte_identical_across_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for index in range(12):
+        write_pair(tmp_path / "kvasir", "images", "masks", f"polyp {index}.jpg")
+    monkeypatch.chdir(tmp_path)
+
+    for attempt in ("first.csv", "second.csv"):
+        pairs = discover_pairs("kvasir", "kvasir")
+        build_split_manifest(pairs, assign_splits(pairs, "random", seed=42)).to_csv(
+            attempt, index=False
+        )
+
+    first = (tmp_path / "first.csv").read_bytes()
+    assert first == (tmp_path / "second.csv").read_bytes()
+    assert first.startswith(b"id,image_path,mask_path,split\npolyp 0,kvasir/images/polyp 0.jpg,")
+
+
+def test_assign_splits_dispatches_through_the_registry() -> None:
+    pairs = _pairs(_ids(30))
+    assert sorted(SPLIT_STRATEGIES) == ["id_lists", "pranet", "random"]
+    assert assign_splits(pairs, "random", seed=3) == random_split(_ids(30), seed=3)
+    lists = {"train": _ids(30)[:20], "val": _ids(30)[20:]}
+    assert assign_splits(pairs, "id_lists", id_lists=lists) == split_from_id_lists(_ids(30), lists)
+
+
+def test_assign_splits_explains_unknown_strategy_and_options() -> None:
+    with pytest.raises(SplitError, match=r"valid: \['id_lists', 'pranet', 'random'\]"):
+        assign_splits(_pairs(["a"]), "kfold")
+    with pytest.raises(SplitError, match=r"'random' got options \['sed'\].*accepts \['seed'"):
+        assign_splits(_pairs(["a"]), "random", sed=1)
