@@ -1,4 +1,4 @@
-"""Model sizes against the seed report and REFERENCE.md."""
+"""Model sizes against the report and the official PLD (docs/reference.md §1.5)."""
 
 import math
 
@@ -58,7 +58,7 @@ def test_reference_sizes_cover_mit_times_every_head():
 
 @pytest.mark.usefixtures("fast_mit_init")
 def test_mit_model_sizes_match_the_references():
-    """sed and pld_linear within 0.5 % of the seed's "Size" column, pld of the official PLD's."""
+    """sed and pld_linear within 0.5 % of the report's "Size" column, pld of the official PLD's."""
     references = reference_sizes().set_index(["backbone", "head"])["megabytes"]
     for backbone_name in MIT:
         spec = BACKBONES[backbone_name]

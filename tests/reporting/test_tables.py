@@ -90,7 +90,7 @@ def test_published_table_reproduces_the_reports_totals() -> None:
         .groupby(["dataset", "head"])
         .mean(numeric_only=True)
     )
-    # Section 4.1 of the seed report: ClinicDB PLD 91.64/95.64, SeD 91.47/95.54;
+    # Section 4.1 of the reproduction report: ClinicDB PLD 91.64/95.64, SeD 91.47/95.54;
     # Kvasir PLD 85.41/92.13, SeD 85.67/92.28 (mIoU/mDice, %).
     expected = {
         ("clinicdb", "pld_linear"): (91.64, 95.64),

@@ -23,26 +23,26 @@ class ReferenceSize(NamedTuple):
     source: str
 
 
-SEED_REPORT = "seed report, section 3.1"
-OFFICIAL_PLD = "REFERENCE.md, section 1 (official PLD, C=256)"
+REPORT = "reproduction report, section 3.1"
+OFFICIAL_PLD = "docs/reference.md §1.5 (official PLD, C=256)"
 
-# MB (10^6 bytes) of torch.save(model.state_dict()) with a one-channel output. The seed report's
-# "Size" column (seeds/000_cfa5f5529981dfa5.txt, section 3.1): its "SeD" is our `sed`, its "PLD"
-# is our `pld_linear` (REFERENCE.md, section 1). The official PLD's sizes were computed for
-# REFERENCE.md on segmentation-models-pytorch MiT encoders.
+# MB (10^6 bytes) of torch.save(model.state_dict()) with a one-channel output. The reproduction
+# report's "Size" column (Singhal, section 3.1; docs/reference.md §1.5): its "SeD" is our `sed`, its "PLD"
+# is our `pld_linear` (docs/reference.md §1.4). The official PLD's sizes were computed by
+# this project on segmentation-models-pytorch MiT encoders (docs/reference.md §1.5).
 REFERENCE_SIZES: tuple[ReferenceSize, ...] = (
-    ReferenceSize("mit_b0", "sed", 14.926081, SEED_REPORT),
-    ReferenceSize("mit_b1", "sed", 54.778625, SEED_REPORT),
-    ReferenceSize("mit_b2", "sed", 109.518217, SEED_REPORT),
-    ReferenceSize("mit_b3", "sed", 189.104937, SEED_REPORT),
-    ReferenceSize("mit_b4", "sed", 256.277345, SEED_REPORT),
-    ReferenceSize("mit_b5", "sed", 338.755437, SEED_REPORT),
-    ReferenceSize("mit_b0", "pld_linear", 15.462749, SEED_REPORT),
-    ReferenceSize("mit_b1", "pld_linear", 55.315293, SEED_REPORT),
-    ReferenceSize("mit_b2", "pld_linear", 114.261413, SEED_REPORT),
-    ReferenceSize("mit_b3", "pld_linear", 193.848261, SEED_REPORT),
-    ReferenceSize("mit_b4", "pld_linear", 261.020605, SEED_REPORT),
-    ReferenceSize("mit_b5", "pld_linear", 343.498715, SEED_REPORT),
+    ReferenceSize("mit_b0", "sed", 14.926081, REPORT),
+    ReferenceSize("mit_b1", "sed", 54.778625, REPORT),
+    ReferenceSize("mit_b2", "sed", 109.518217, REPORT),
+    ReferenceSize("mit_b3", "sed", 189.104937, REPORT),
+    ReferenceSize("mit_b4", "sed", 256.277345, REPORT),
+    ReferenceSize("mit_b5", "sed", 338.755437, REPORT),
+    ReferenceSize("mit_b0", "pld_linear", 15.462749, REPORT),
+    ReferenceSize("mit_b1", "pld_linear", 55.315293, REPORT),
+    ReferenceSize("mit_b2", "pld_linear", 114.261413, REPORT),
+    ReferenceSize("mit_b3", "pld_linear", 193.848261, REPORT),
+    ReferenceSize("mit_b4", "pld_linear", 261.020605, REPORT),
+    ReferenceSize("mit_b5", "pld_linear", 343.498715, REPORT),
     ReferenceSize("mit_b0", "pld", 29.082, OFFICIAL_PLD),
     ReferenceSize("mit_b1", "pld", 73.129, OFFICIAL_PLD),
     ReferenceSize("mit_b2", "pld", 117.356, OFFICIAL_PLD),
@@ -58,7 +58,7 @@ def reference_sizes() -> pd.DataFrame:
 
 
 def state_dict_megabytes(model: nn.Module) -> float:
-    """Size in MB (10^6 bytes) of `torch.save(model.state_dict())`, as the seed report measured."""
+    """Size in MB (10^6 bytes) of `torch.save(model.state_dict())`, as the reproduction report measured."""
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes / 1e6

@@ -1,6 +1,6 @@
 """Training and evaluation transforms: the official SSFormer augmentation order, in albumentations.
 
-The official training order (REFERENCE.md section 3) is resize, random scale-crop, horizontal and
+The official training order (docs/reference.md §3.1) is resize, random scale-crop, horizontal and
 vertical flips, rotation, random image enhancement, random dilation/erosion of the mask, then
 ImageNet normalisation. Unlike the official code, the mask is resized and warped with nearest
 neighbour interpolation so that it stays binary (0/1) throughout.

@@ -1,8 +1,8 @@
 """Published numbers the study is compared against, in one place.
 
-Sources: the reproduction report (the seed file, section 4.1: MiT-B0..B5, mIoU and mDice in %,
+Sources: the reproduction report (Singhal, section 4.1; docs/reference.md §6.1: MiT-B0..B5, mIoU and mDice in %,
 foreground Dice/IoU per image at threshold 0.5, averaged over images) and the SSFormer paper
-(SSFormer-L = MiT-B4, each dataset trained on its own; REFERENCE.md section 6).
+(SSFormer-L = MiT-B4, each dataset trained on its own; docs/reference.md §6).
 """
 
 from __future__ import annotations

@@ -55,14 +55,14 @@ def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFra
 
 
 def tabulate_model_sizes(model_sizes: dict[str, Any]) -> tuple[pd.DataFrame, str]:
-    """Params, saved MB and forward GFLOPs of every backbone x head, next to the seed's sizes."""
+    """Params, saved MB and forward GFLOPs of every backbone x head, next to the report's sizes."""
     from ssformer_repro.models.sizes import model_size_table
 
     table = model_size_table(
         model_sizes["backbones"], model_sizes["heads"], size=model_sizes["image_size"]
     )
     note = (
-        f"# Model sizes\n\nMB = bytes of `torch.save(model.state_dict())` / 1e6 (the seed study's "
+        f"# Model sizes\n\nMB = bytes of `torch.save(model.state_dict())` / 1e6 (the reproduction report's "
         f'"Size"); GFLOPs = 2 x MACs of one forward pass at {model_sizes["image_size"]} x '
         f"{model_sizes['image_size']} (matmuls and convolutions).\n\n"
     )
