@@ -1,6 +1,5 @@
 """Every hook of the project, in the order settings.py registers them.
 
-- `SessionParametersHook`: builds the pipelines from the session's own parameters;
 - `ConfigurationCheckHook`: checks the configuration before any work;
 - `RunLockHook`: locks the namespaces a run writes;
 - `MlflowRunHook`: an MLflow parent run per `kedro run`, and each run's test results logged to
@@ -169,16 +168,6 @@ class MlflowRunHook:
 
         while mlflow.active_run() is not None:
             mlflow.end_run(status=status)
-
-
-class SessionParametersHook:
-    """Hand the session's parameters to pipeline registration before anything reads pipelines."""
-
-    @hook_impl
-    def after_context_created(self, context) -> None:
-        from ssformer_repro.config.loader import use_session_parameters
-
-        use_session_parameters(context.config_loader["parameters"])
 
 
 class ConfigurationCheckHook:

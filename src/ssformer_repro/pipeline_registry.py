@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
+from ssformer_repro.config.loader import pipeline_parameters
 from ssformer_repro.pipelines import data_processing, reporting, training
 
 
-def register_pipelines() -> dict[str, Pipeline]:
-    """The study's pipelines, and ``reproduce`` (all of them, end to end) as the default."""
+def register_pipelines(parameters: dict | None = None) -> dict[str, Pipeline]:
+    """The study's pipelines, and ``reproduce`` (all of them, end to end) as the default.
+
+    They are built from `parameters`, by default those of the Kedro session (config/loader.py).
+    """
+    parameters = parameters or pipeline_parameters()
     pipelines = {
-        "data_processing": data_processing.create_pipeline(),
-        "training": training.create_pipeline(),
-        "reporting": reporting.create_pipeline(),
+        "data_processing": data_processing.create_pipeline(parameters),
+        "training": training.create_pipeline(parameters),
+        "reporting": reporting.create_pipeline(parameters),
     }
     pipelines["reproduce"] = sum(pipelines.values(), Pipeline([]))
     pipelines["__default__"] = pipelines["reproduce"]

@@ -1,32 +1,22 @@
 """Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from kedro.config import OmegaConfigLoader
-
-from ssformer_repro.hooks import (
-    ConfigurationCheckHook,
-    MlflowRunHook,
-    RunLockHook,
-    RunTimesHook,
-    SessionParametersHook,
-)
+from ssformer_repro.config.context import ProjectContext
+from ssformer_repro.config.loader import CONFIG_LOADER_ARGS, CONFIG_LOADER_CLASS
+from ssformer_repro.hooks import ConfigurationCheckHook, MlflowRunHook, RunLockHook, RunTimesHook
 
 RUN_TIMES = RunTimesHook()
 
-# Hooks run last-in first-out: the pipelines are built from the session's parameters, the
-# configuration is checked, then the outputs are locked (docs/reliability.md), before an MLflow
-# run is opened; the timing starts just before the nodes.
+# Hooks run last-in first-out: the configuration is checked, then the outputs are locked
+# (docs/reliability.md), before an MLflow run is opened; the timing starts just before the nodes.
 HOOKS = (
     RUN_TIMES,
     MlflowRunHook(run_times=RUN_TIMES),
     RunLockHook(lock_folder="data/.locks"),
     ConfigurationCheckHook(),
-    SessionParametersHook(),
 )
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    # An environment (e.g. `demo`) overrides single parameters, not whole top-level blocks.
-    "merge_strategy": {"parameters": "soft"},
-}
+# Builds the pipelines from the parameters of the session that creates it (config/loader.py).
+CONTEXT_CLASS = ProjectContext
+
+# The config loader and its arguments live in config/loader.py, with `load_parameters`.
+__all__ = ["CONFIG_LOADER_ARGS", "CONFIG_LOADER_CLASS", "CONTEXT_CLASS", "HOOKS"]

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ssformer_repro.config.checks import check_parameters
+from ssformer_repro.grid.runs import GridRun
 from tests.conftest import PROJECT_ROOT, copy_project, kedro
 
 
@@ -30,7 +31,10 @@ def parameters(tmp_path: Path) -> dict:
 
 
 def test_valid_parameters_have_no_problems(parameters: dict) -> None:
-    assert check_parameters(parameters, ["kvasir", "clinicdb"], ["kvasir.mit_b0.pld"]) == []
+    assert (
+        check_parameters(parameters, ["kvasir", "clinicdb"], [GridRun.parse("kvasir.mit_b0.pld")])
+        == []
+    )
 
 
 def test_every_problem_is_listed_with_the_valid_choices(parameters: dict, tmp_path: Path) -> None:
@@ -41,7 +45,9 @@ def test_every_problem_is_listed_with_the_valid_choices(parameters: dict, tmp_pa
     parameters["evaluation"]["amp"] = "bf32"
     parameters["model"]["pretrained"] = {"mit_b0": str(tmp_path / "mit_b0.pth")}
     problems = check_parameters(
-        parameters, ["kvasir", "clinicdb"], ["kvasir.mit_b9.pld", "kvasir.mit_b0.plx"]
+        parameters,
+        ["kvasir", "clinicdb"],
+        [GridRun.parse("kvasir.mit_b9.pld"), GridRun.parse("kvasir.mit_b0.plx")],
     )
     text = "\n".join(problems)
     assert "datasets.kvasir.layout is 'kvasr'" in text and "'clinicdb'" in text
@@ -57,7 +63,9 @@ def test_every_problem_is_listed_with_the_valid_choices(parameters: dict, tmp_pa
 
 def test_a_run_override_is_checked_for_that_run_only(parameters: dict) -> None:
     parameters["reproduce"]["overrides"] = {"kvasir.mit_b0.sed": {"training": {"batch_size": -1}}}
-    problems = check_parameters(parameters, [], ["kvasir.mit_b0.pld", "kvasir.mit_b0.sed"])
+    problems = check_parameters(
+        parameters, [], [GridRun.parse("kvasir.mit_b0.pld"), GridRun.parse("kvasir.mit_b0.sed")]
+    )
     assert len(problems) == 1 and problems[0].startswith("kvasir.mit_b0.sed: training settings")
 
 

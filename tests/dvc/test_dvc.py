@@ -17,11 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ssformer_repro.config.loader import ProjectConfigLoader
+from ssformer_repro.config.loader import load_parameters
+from ssformer_repro.grid.runs import GridRun, grid_runs
 from ssformer_repro.pipelines.data_processing.pipeline import dataset_pipeline
 from ssformer_repro.pipelines.reporting import pipeline as reporting_pipeline
-from ssformer_repro.pipelines.training.pipeline import grid_runs, run_pipeline
+from ssformer_repro.pipelines.training.pipeline import run_pipeline
 from tests.conftest import PROJECT_ROOT, copy_project
+
+pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
 
 DVC_FILES = ("dvc.yaml", "demo", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")
 # DVC file -> the Kedro environment of its commands (None: the default one, as `kedro run`).
@@ -74,11 +77,13 @@ def dvc_project(target: Path) -> Path:
     return target
 
 
-def config_loader(project: Path, env: str | None) -> ProjectConfigLoader:
-    """The loader ``kedro run --env <env>`` uses in ``project`` (it becomes the grid's source)."""
+def config_loader(project: Path, env: str | None):
+    """The loader ``kedro run --env <env>`` uses in ``project``."""
+    from kedro.config import OmegaConfigLoader
+
     from ssformer_repro.settings import CONFIG_LOADER_ARGS
 
-    return ProjectConfigLoader(conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    return OmegaConfigLoader(conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
 
 
 def edit_yaml(path: Path, change) -> None:
@@ -92,30 +97,22 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dvc_project(tmp_path_factory.mktemp("dvc_project"))
 
 
-@pytest.fixture
-def restore_grid_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loading a copy's configuration re-points the grid's source; put it back afterwards."""
-    monkeypatch.setattr(ProjectConfigLoader, "latest", ProjectConfigLoader.latest)
-
-
-@pytest.mark.usefixtures("restore_grid_source")
 @pytest.mark.parametrize(("dvc_file", "env"), PIPELINES.items())
 def test_one_stage_per_dataset_and_per_grid_run(
     project: Path, dvc_file: str, env: str | None
 ) -> None:
-    parameters = config_loader(project, env)["parameters"]
+    parameters = load_parameters(project, env)
     grid = parameters["reproduce"]
     expected = {
         "stage_inputs",
         "reporting",
         *(f"data_processing@{name}" for name in parameters["data_processing"]["datasets"]),
-        *(f"train@{d}-{b}-{h}" for d, b, h in grid_runs(grid)),
+        *(f"train@{run.dataset}-{run.backbone}-{run.head}" for run in grid_runs(grid)),
     }
     listed = dvc(project, "stage", "list", dvc_file, "--name-only").split()
     assert {name.removeprefix(f"{dvc_file}:") for name in listed} == expected
 
 
-@pytest.mark.usefixtures("restore_grid_source")
 @pytest.mark.parametrize(("dvc_file", "env"), PIPELINES.items())
 def test_stage_outs_are_the_kedro_outputs_of_the_stage(
     project: Path, dvc_file: str, env: str | None
@@ -133,10 +130,10 @@ def test_stage_outs_are_the_kedro_outputs_of_the_stage(
         for name in parameters["data_processing"]["datasets"]
     }
     kedro_pipelines |= {
-        f"train@{d}-{b}-{h}": run_pipeline(d, b, h)
-        for d, b, h in grid_runs(parameters["reproduce"])
+        f"train@{run.dataset}-{run.backbone}-{run.head}": run_pipeline(run)
+        for run in grid_runs(parameters["reproduce"])
     }
-    kedro_pipelines["reporting"] = reporting_pipeline.create_pipeline()
+    kedro_pipelines["reporting"] = reporting_pipeline.create_pipeline(parameters)
 
     with Repo(str(project)) as repo:
         stages = {
@@ -173,7 +170,7 @@ def test_train_stages_persist_and_resume_only_their_own_inputs(
         ]
     assert trains
     for stage in trains:
-        persistent = {Path(out.fs_path).parent.parent.name for out in stage.outs if out.persist}
+        persistent = {Path(out.fs_path).parent.name for out in stage.outs if out.persist}
         assert persistent == {"06_models"}, f"{stage.name}: the run folder must persist"
         run = stage.name.removeprefix("train@").replace("-", ".", 2)
         assert "training.on_changed_settings=restart" in stage.cmd
@@ -257,15 +254,15 @@ def test_demo_repro_runs_every_stage_and_writes_the_study(demo_through_dvc: dict
     data_root = demo_through_dvc["data_root"]
     expected = {name.removeprefix("demo/dvc.yaml:") for name in demo_through_dvc["stages"]}
     assert stages_run(demo_through_dvc["first"]) == expected
-    for run in demo_through_dvc["runs"]:
-        dataset, backbone, head = run.split(".")
-        assert (data_root / "06_models" / dataset / f"{backbone}-{head}/best.pt").is_file()
-        history = data_root / "07_model_output" / dataset / f"{backbone}-{head}/history.csv"
+    runs = [GridRun.parse(name) for name in demo_through_dvc["runs"]]
+    for run in runs:
+        assert (data_root / "06_models" / run.folder / "best.pt").is_file()
+        history = data_root / "07_model_output" / run.folder / "history.csv"
         assert history.read_text().splitlines()[0].startswith("epoch,")
     shown = json.loads(demo_through_dvc["metrics"].splitlines()[0])
     metrics = shown[""]["data"][demo_through_dvc["metrics_path"]]["data"]
-    dataset, backbone, _ = demo_through_dvc["runs"][0].split(".")
-    heads = {run.split(".")[2] for run in demo_through_dvc["runs"]}
+    heads = {run.head for run in runs}
+    dataset, backbone = runs[0].dataset, runs[0].backbone
     assert set(metrics[dataset][backbone]) == heads
 
 

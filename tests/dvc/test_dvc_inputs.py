@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from ssformer_repro.config.loader import ProjectConfigLoader
+from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.grid.dvc_inputs import (
     code_fingerprint,
     dataset_inputs,
     fingerprint,
-    load_parameters,
     main,
     run_inputs,
     write_stage_inputs,
 )
+from ssformer_repro.grid.runs import GridRun
 from tests.conftest import PROJECT_ROOT
 
 
@@ -67,19 +67,23 @@ def test_fingerprint_of_nothing_on_disk_is_none(path: str | None) -> None:
 
 
 def test_a_runs_override_changes_that_runs_inputs_only(parameters: dict) -> None:
-    before = {head: run_inputs(parameters, "real", "mit_b0", head) for head in ("pld", "sed")}
+    before = {
+        head: run_inputs(parameters, GridRun("real", "mit_b0", head)) for head in ("pld", "sed")
+    }
     parameters["reproduce"]["overrides"] = {"real.mit_b0.sed": {"training": {"epochs": 5}}}
-    after = {head: run_inputs(parameters, "real", "mit_b0", head) for head in ("pld", "sed")}
+    after = {
+        head: run_inputs(parameters, GridRun("real", "mit_b0", head)) for head in ("pld", "sed")
+    }
     assert after["pld"] == before["pld"]
     assert after["sed"]["training"] == {"epochs": 5, "lr": 0.001}
     assert before["sed"]["training"] == {"epochs": 2, "lr": 0.001}
 
 
 def test_run_inputs_fingerprint_the_backbones_weights(parameters: dict) -> None:
-    inputs = run_inputs(parameters, "real", "mit_b0", "pld")
+    inputs = run_inputs(parameters, GridRun("real", "mit_b0", "pld"))
     assert inputs["pretrained_weights"] == fingerprint(parameters["model"]["pretrained"]["mit_b0"])
     parameters["model"]["pretrained"] = None
-    assert run_inputs(parameters, "real", "mit_b0", "pld")["pretrained_weights"] is None
+    assert run_inputs(parameters, GridRun("real", "mit_b0", "pld"))["pretrained_weights"] is None
 
 
 def test_only_datasets_read_from_files_get_a_raw_fingerprint(parameters: dict) -> None:
@@ -117,10 +121,7 @@ def test_a_grid_dataset_that_is_not_processed_is_refused(parameters: dict, tmp_p
         write_stage_inputs(parameters, tmp_path)
 
 
-def test_command_line_resolves_the_demo_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ProjectConfigLoader, "latest", ProjectConfigLoader.latest)
+def test_command_line_resolves_the_demo_environment(tmp_path: Path) -> None:
     demo = load_parameters(PROJECT_ROOT, "demo")
     base = load_parameters(PROJECT_ROOT, None)
     assert demo["training"]["epochs"] != base["training"]["epochs"]
@@ -134,7 +135,7 @@ def test_command_line_resolves_the_demo_environment(
     )
     assert runs == expected
     written = json.loads((tmp_path / "runs" / f"{expected[0]}.json").read_text())
-    inputs = run_inputs(demo, *expected[0].split("."))
+    inputs = run_inputs(demo, GridRun.parse(expected[0]))
     assert {key: written[key] for key in inputs} == json.loads(json.dumps(inputs))
     assert written["data"]["raw_files"] is None  # synthetic data, written by its own stage
     assert written["code"] == code_fingerprint()

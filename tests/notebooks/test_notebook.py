@@ -17,6 +17,8 @@ from nbclient import NotebookClient
 
 from tests.conftest import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
+
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "study_results.ipynb"
 
 

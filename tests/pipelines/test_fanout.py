@@ -16,8 +16,10 @@ import pytest
 from kedro.config import OmegaConfigLoader
 
 from ssformer_repro import settings
-from ssformer_repro.grid import parse_params, run_one
+from ssformer_repro.grid.cli import run_one
 from tests.conftest import PROJECT_ROOT, copy_project
+
+pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
 
 SLURM_SCRIPT = "scripts/slurm_grid.sbatch"
 # A two-run demo grid (one dataset of 40 images, two heads, two epochs). `--params` cannot pass
@@ -166,13 +168,3 @@ def test_submission_chains_data_processing_the_array_and_reporting(tmp_path):
 def test_a_run_outside_the_grid_is_refused():
     with pytest.raises(ValueError, match=r"'kvasir.mit_b9.pld' is not a run .*kvasir.mit_b0.pld"):
         run_one(PROJECT_ROOT, "kvasir.mit_b9.pld", env="base")
-
-
-def test_params_are_parsed_like_kedro_run_params():
-    assert parse_params("training.epochs=2,reproduce.heads=[sed]") == {
-        "training": {"epochs": 2},
-        "reproduce": {"heads": ["sed"]},
-    }
-    assert parse_params(None) == {}
-    with pytest.raises(ValueError, match=r"\['epochs'\] are not key=value"):
-        parse_params("epochs")

@@ -12,7 +12,6 @@ from ssformer_repro.polyps.io import (
     image_size,
     read_mask,
     read_rgb,
-    replace_directory,
 )
 from tests.polyps.conftest import (
     ellipse_mask,
@@ -146,17 +145,3 @@ def test_decompression_bombs_are_refused(
 def test_pillow_safety_settings_are_untouched() -> None:
     assert Image.MAX_IMAGE_PIXELS == int(1024 * 1024 * 1024 // 4 // 3)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
-
-
-def test_replace_directory_swaps_in_new_folder_and_removes_old(tmp_path: Path) -> None:
-    target = tmp_path / "dataset"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
-    staging = tmp_path / ".dataset.writing"
-    staging.mkdir()
-    (staging / "new.txt").write_text("new")
-
-    replace_directory(staging, target)
-
-    assert [path.name for path in target.iterdir()] == ["new.txt"]
-    assert [path.name for path in tmp_path.iterdir()] == ["dataset"]

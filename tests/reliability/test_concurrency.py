@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from kedro.pipeline import node, pipeline
 
-from ssformer_repro.storage.locks import RunLockedError, RunLockHook, namespace_lock_path, run_lock
+from ssformer_repro.hooks import RunLockHook
+from ssformer_repro.storage.locks import RunLockedError, namespace_lock_path, run_lock
 
 HOLD_LOCK = textwrap.dedent(
     """
@@ -60,10 +61,11 @@ def test_lock_of_a_killed_process_is_free_at_once(other_process_holding) -> None
     holder.wait()
     assert lock_path.exists()
 
+    holder_file = lock_path.with_name(lock_path.name + ".holder")
     with run_lock(lock_path):
-        recorded = json.loads(lock_path.read_text())
-        assert recorded["pid"] == os.getpid()  # the file now names the new holder
-    assert lock_path.read_text() == ""  # released: nobody named
+        recorded = json.loads(holder_file.read_text())
+        assert recorded["pid"] == os.getpid()  # the holder file now names the new holder
+    assert not holder_file.exists()  # released: nobody named
 
 
 def test_lock_is_reusable_after_release_and_held_within_one_process(tmp_path: Path) -> None:

@@ -12,17 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from ssformer_repro.training import loop
+from ssformer_repro.training import parts
 from ssformer_repro.training.checkpoint import load_checkpoint
 from ssformer_repro.training.device import FP16
 from ssformer_repro.training.failures import applied_updates, count_skipped_steps
-from ssformer_repro.training.loop import NonFiniteLossError, TrainingConfig, train_segmenter
-from tests.reliability.training_job import CONSTANT_LR, SlowDisks, tiny_model
-
-
-def config(**overrides) -> TrainingConfig:
-    settings = {"epochs": 3, "batch_size": 2, "lr": 1e-2, "scheduler": CONSTANT_LR, "device": "cpu"}
-    return TrainingConfig(**{**settings, **overrides})
+from ssformer_repro.training.loop import NonFiniteLossError, train_segmenter
+from tests.tiny import DiskDataset, tiny_model
+from tests.tiny import tiny_config as config
 
 
 class BlowsUpInEpoch(nn.Module):
@@ -46,7 +42,7 @@ class BlowsUpInEpoch(nn.Module):
 def test_non_finite_loss_stops_naming_run_and_step_and_keeps_the_last_good_checkpoint(
     tmp_path: Path,
 ) -> None:
-    disks = SlowDisks(slow=False)  # 8 images, batch 2: 4 steps per epoch
+    disks = DiskDataset(count=8, augment=True)  # 8 images, batch 2: 4 steps per epoch
     model = BlowsUpInEpoch(first_bad_step=11)  # epoch 3, its step 3
 
     with pytest.raises(NonFiniteLossError, match=r"run 'diverged'.*epoch 3/3.*at step 3 of 4"):
@@ -70,7 +66,7 @@ def fp16_steps(scaler: torch.amp.GradScaler, steps: int) -> tuple[torch.optim.Op
     the scaler lowered its scale (which it does exactly when it skips a step)."""
     model = tiny_model()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batch = [SlowDisks(slow=False)[index] for index in range(2)]
+    batch = [DiskDataset(count=8, augment=True)[index] for index in range(2)]
     images = torch.stack([sample["image"] for sample in batch])
     masks = torch.stack([sample["mask"] for sample in batch])
     lowered = []
@@ -111,10 +107,10 @@ def test_training_under_fp16_logs_skipped_steps_and_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Needs the training-loop change of docs/reliability.md (the `skipped_steps` column)."""
-    monkeypatch.setattr(loop, "amp_settings", lambda device, mode: FP16)
+    monkeypatch.setattr(parts, "amp_settings", lambda device, mode: FP16)
     overflowing = functools.partial(torch.amp.GradScaler, init_scale=2.0**20)
     monkeypatch.setattr(torch.amp, "GradScaler", overflowing)
-    disks = SlowDisks(slow=False)
+    disks = DiskDataset(count=8, augment=True)
 
     with caplog.at_level(logging.WARNING):
         result = train_segmenter(tiny_model(), disks, disks, config(), tmp_path, "fp16-run")

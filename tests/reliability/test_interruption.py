@@ -120,7 +120,7 @@ def test_checkpoint_killed_mid_write_keeps_the_previous_one(tmp_path: Path) -> N
     writer.wait(timeout=30)
 
     assert load_checkpoint(path)["epoch"] == 1  # the previous checkpoint, complete
-    partial = list(tmp_path.glob(".last.pt.*.tmp"))
+    partial = list(tmp_path.glob(".last.*.partial.pt"))
     assert len(partial) == 1  # the half-written file never took the real name ...
     with pytest.raises(CheckpointError, match="corrupt, truncated"):
         load_checkpoint(partial[0])  # ... and would be refused if anyone read it

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from ssformer_repro import atomic_files
+from ssformer_repro.storage import atomic as atomic_files
 from ssformer_repro.storage.atomic import DiskFullError
 from ssformer_repro.training.checkpoint import load_checkpoint, save_checkpoint
 from ssformer_repro.training.failures import (
@@ -21,8 +21,8 @@ from ssformer_repro.training.failures import (
     explain_out_of_memory,
     explained_resource_errors,
 )
-from ssformer_repro.training.loop import TrainingConfig, train_segmenter
-from tests.reliability.training_job import CONSTANT_LR, SlowDisks, tiny_model
+from ssformer_repro.training.loop import train_segmenter
+from tests.tiny import DiskDataset, tiny_config, tiny_model
 
 
 class NeedsTooMuchMemory(nn.Module):
@@ -43,8 +43,8 @@ class NeedsTooMuchMemory(nn.Module):
 
 
 def test_out_of_cpu_memory_during_training_names_run_and_batch_size_to_try(tmp_path: Path) -> None:
-    disks = SlowDisks(count=8, slow=False)
-    config = TrainingConfig(epochs=3, batch_size=4, scheduler=CONSTANT_LR, device="cpu")
+    disks = DiskDataset(count=8, augment=True)
+    config = tiny_config(batch_size=4, lr=1e-4)
     model = NeedsTooMuchMemory(first_greedy_step=3)  # epoch 2: 2 steps per epoch
 
     with pytest.raises(OutOfMemoryError) as raised:
@@ -110,8 +110,8 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(
 def test_full_disk_in_training_stops_with_the_message_and_a_resumable_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    disks = SlowDisks(count=4, slow=False)
-    config = TrainingConfig(epochs=3, batch_size=2, scheduler=CONSTANT_LR, device="cpu")
+    disks = DiskDataset(count=4, augment=True)
+    config = tiny_config(lr=1e-4)
     saves = {"count": 0}
     real_fsync = atomic_files.os.fsync
 
@@ -128,7 +128,7 @@ def test_full_disk_in_training_stops_with_the_message_and_a_resumable_run(
     monkeypatch.undo()
 
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.partial*"))
 
 
 FILL_THE_DISK_AND_SAVE = textwrap.dedent(

@@ -174,10 +174,11 @@ def test_credentials_never_reach_mlflow_parameters(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from ssformer_repro.config.loader import ProjectConfigLoader
+    from ssformer_repro.grid.runs import GridRun
     from ssformer_repro.pipelines.training import nodes
     from ssformer_repro.polyps.cache import DecodedCache
-    from ssformer_repro.training import loop
+    from ssformer_repro.training import loop, run
+    from ssformer_repro.training.checkpoint import HISTORY_COLUMNS
 
     (tmp_path / "project").mkdir()
     project = copy_project(tmp_path / "project")
@@ -190,18 +191,17 @@ def test_credentials_never_reach_mlflow_parameters(
     (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(local_parameters))
     monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(ProjectConfigLoader, "latest", None)  # restored after the test
     bootstrap_project(project)
     with KedroSession.create(project_path=project) as session:
         parameters = session.load_context().params
 
     def no_training(model, train_set, val_set, config, run_dir, run_name, on_epoch_end):
-        history = pd.DataFrame(columns=loop.HISTORY_COLUMNS)
+        history = pd.DataFrame(columns=HISTORY_COLUMNS)
         best = Path(run_dir) / "best.pt"
         return loop.TrainingResult(history, best, best, best_epoch=1, best_val_mdice=0.5)
 
-    monkeypatch.setattr(nodes, "_build_network", lambda run, model, pretrained: torch.nn.Identity())
-    monkeypatch.setattr(loop, "train_segmenter", no_training)
+    monkeypatch.setattr(run, "build_configured_model", lambda *args: torch.nn.Identity())
+    monkeypatch.setattr(run, "train_segmenter", no_training)
     cache = DecodedCache(
         ids=["a", "b", "c", "d"],
         images=np.zeros((4, 32, 32, 3), np.uint8),
@@ -213,16 +213,15 @@ def test_credentials_never_reach_mlflow_parameters(
         "uri": f"sqlite:///{project / 'mlflow.db'}",
         "log_checkpoints": False,
     }
-    run = {"name": "kvasir.mit_b0.pld", "dataset": "kvasir", "backbone": "mit_b0", "head": "pld"}
-    summary, _ = nodes.train_run(
+    summary, _ = nodes.train(
         cache,
+        tmp_path / "run_folder",
         parameters["training"],
-        parameters["augmentation"],
         parameters["model"],
-        parameters["paths"],
+        parameters["augmentation"],
         parameters["reproduce"],
         tracking,
-        run,
+        run=GridRun("kvasir", "mit_b0", "pld"),
     )
 
     logged = mlflow.get_run(summary["mlflow_run_id"]).data

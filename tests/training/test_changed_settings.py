@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ssformer_repro.training.checkpoint import load_checkpoint
-from ssformer_repro.training.loop import ChangedSettingsError, train_segmenter
-from tests.training.test_loop import DiskDataset, config, tiny_model
+from ssformer_repro.training.checkpoint import ChangedSettingsError, load_checkpoint
+from ssformer_repro.training.loop import train_segmenter
+from tests.tiny import DiskDataset, tiny_model
+from tests.tiny import tiny_config as config
 
 
 def train(run_dir, **settings):

@@ -6,18 +6,12 @@ import shutil
 
 import pytest
 import torch
-from torch import nn
 
-from ssformer_repro.training.checkpoint import load_checkpoint
-from ssformer_repro.training.loop import ChangedSettingsError, TrainingConfig, train_segmenter
-from tests.training.test_loop import DiskDataset, config, tiny_model
-
-
-def conv_model() -> nn.Module:
-    """Without BatchNorm: a bias before BatchNorm has a zero gradient up to rounding, which
-    AdamW's first steps blow up to +-lr, so eager and compiled kernels would differ there."""
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 1))
+from ssformer_repro.training.checkpoint import ChangedSettingsError, load_checkpoint
+from ssformer_repro.training.loop import train_segmenter
+from ssformer_repro.training.settings import TrainingConfig
+from tests.tiny import DiskDataset, tiny_model
+from tests.tiny import tiny_config as config
 
 
 @pytest.fixture
@@ -40,8 +34,10 @@ def compile_calls(monkeypatch) -> list:
 )
 def test_compiled_training_matches_eager_and_keeps_plain_keys(tmp_path, compile_calls):
     disks = DiskDataset()
-    eager = train_segmenter(conv_model(), disks, disks, config(epochs=1), tmp_path / "eager", "e")
-    model = conv_model()
+    eager = train_segmenter(
+        tiny_model(batch_norm=False), disks, disks, config(epochs=1), tmp_path / "eager", "e"
+    )
+    model = tiny_model(batch_norm=False)
     compiled = train_segmenter(
         model, disks, disks, config(epochs=1, compile=True), tmp_path / "compiled", "c"
     )

@@ -13,50 +13,20 @@ import pandas as pd
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch import nn
-from torch.utils.data import Dataset
 
 from ssformer_repro.training.checkpoint import load_checkpoint
 from ssformer_repro.training.distributed import DistributedContext
-from ssformer_repro.training.loop import TrainingConfig, seed_everything, train_segmenter
+from ssformer_repro.training.loop import train_segmenter
+from ssformer_repro.training.settings import TrainingConfig
+from tests.tiny import CONSTANT_LR, DiskDataset, tiny_model
 
 SIZE = 16
 COMPARED_COLUMNS = ["epoch", "lr", "train_loss", "val_mdice", "val_miou"]
 
 
-class SquareDataset(Dataset):
-    """Noisy images with one bright square each, in the training dataset's dict contract."""
-
-    def __init__(self, count: int = 8):
-        generator = torch.Generator().manual_seed(0)
-        self.samples = []
-        for index in range(count):
-            top, left = torch.randint(0, SIZE - 6, (2,), generator=generator).tolist()
-            mask = torch.zeros(1, SIZE, SIZE)
-            mask[:, top : top + 6, left : left + 6] = 1
-            image = (
-                0.3
-                + 0.5 * mask.expand(3, -1, -1)
-                + 0.2 * torch.randn(3, SIZE, SIZE, generator=generator)
-            )
-            self.samples.append({"image": image, "mask": mask, "id": f"square_{index}"})
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.samples[index]
-
-
-def tiny_model() -> nn.Module:
-    seed_everything(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 1))
-
-
 def config(epochs: int) -> TrainingConfig:
     # Global batch 4 of 8 images: two optimiser steps per epoch, each on 2 images per process.
-    constant_lr = {"name": "poly", "max_decay_steps": 1, "end_learning_rate": 1e-2}
-    return TrainingConfig(epochs=epochs, batch_size=4, lr=1e-2, scheduler=constant_lr)
+    return TrainingConfig(epochs=epochs, batch_size=4, lr=1e-2, scheduler=CONSTANT_LR)
 
 
 def train_one_rank(rank: int, world_size: int, port: int, runs: list[tuple[str, int]]) -> None:
@@ -69,11 +39,17 @@ def train_one_rank(rank: int, world_size: int, port: int, runs: list[tuple[str, 
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
-    dataset = SquareDataset()
+    dataset = DiskDataset(count=8, size=SIZE)
     for run_dir, epochs in runs:
         rows: list[dict] = []
         result = train_segmenter(
-            tiny_model(), dataset, dataset, config(epochs), run_dir, "ddp", rows.append
+            tiny_model(batch_norm=False),
+            dataset,
+            dataset,
+            config(epochs),
+            run_dir,
+            "ddp",
+            rows.append,
         )
         report = {"rows": rows, "history": result.history.to_dict("records")}
         Path(run_dir, f"rank{rank}.json").write_text(json.dumps(report))
@@ -84,8 +60,10 @@ def two_process_runs(tmp_path_factory) -> Path:
     """Two runs trained by two Gloo processes (one start-up, which dominates the time): `fresh`
     for 2 epochs from scratch, `resumed` for 3 epochs from a one-process `last.pt` of epoch 1."""
     root = tmp_path_factory.mktemp("ddp")
-    dataset = SquareDataset()
-    train_segmenter(tiny_model(), dataset, dataset, config(1), root / "resumed", "one")
+    dataset = DiskDataset(count=8, size=SIZE)
+    train_segmenter(
+        tiny_model(batch_norm=False), dataset, dataset, config(1), root / "resumed", "one"
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -105,8 +83,10 @@ def assert_close_weights(first: dict, second: dict) -> None:
 
 
 def test_two_processes_train_like_one_with_the_same_global_batch(two_process_runs, tmp_path):
-    dataset = SquareDataset()
-    single = train_segmenter(tiny_model(), dataset, dataset, config(2), tmp_path, "one")
+    dataset = DiskDataset(count=8, size=SIZE)
+    single = train_segmenter(
+        tiny_model(batch_norm=False), dataset, dataset, config(2), tmp_path, "one"
+    )
 
     run_dir = two_process_runs / "fresh"
     assert_close_weights(
@@ -124,8 +104,10 @@ def test_two_processes_train_like_one_with_the_same_global_batch(two_process_run
 
 
 def test_two_processes_resume_a_one_process_checkpoint(two_process_runs, tmp_path):
-    dataset = SquareDataset()
-    straight = train_segmenter(tiny_model(), dataset, dataset, config(3), tmp_path, "one")
+    dataset = DiskDataset(count=8, size=SIZE)
+    straight = train_segmenter(
+        tiny_model(batch_norm=False), dataset, dataset, config(3), tmp_path, "one"
+    )
 
     run_dir = two_process_runs / "resumed"
     reports = rank_reports(run_dir)
@@ -139,7 +121,7 @@ def test_two_processes_resume_a_one_process_checkpoint(two_process_runs, tmp_pat
 
 
 def test_ranks_share_one_process_order_round_robin():
-    dataset = SquareDataset(count=8)
+    dataset = DiskDataset(count=8, size=SIZE)
     alone = DistributedContext().sampler_for(dataset, seed=3)
     ranks = [DistributedContext(rank, 2, rank).sampler_for(dataset, seed=3) for rank in (0, 1)]
     for epoch in (1, 2):
@@ -168,10 +150,12 @@ def test_global_batch_must_split_evenly_over_processes(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_RANK", "0")
-    dataset = SquareDataset()
+    dataset = DiskDataset(count=8, size=SIZE)
 
     with pytest.raises(ValueError, match=r"batch_size \(4\).*divisible.*processes \(3\)"):
-        train_segmenter(tiny_model(), dataset, dataset, config(1), tmp_path, "uneven")
+        train_segmenter(
+            tiny_model(batch_norm=False), dataset, dataset, config(1), tmp_path, "uneven"
+        )
     assert not (tmp_path / "last.pt").exists()
 
 

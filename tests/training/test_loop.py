@@ -1,76 +1,20 @@
 import math
-import random
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from ssformer_repro.evaluation.metrics import dice_iou
-from ssformer_repro.training import loop
-from ssformer_repro.training.checkpoint import load_checkpoint
+from ssformer_repro.training import parts
+from ssformer_repro.training.checkpoint import HISTORY_COLUMNS, load_best_model, load_checkpoint
 from ssformer_repro.training.device import FP16, FP32, amp_settings, resolve_device
-from ssformer_repro.training.loop import (
-    HISTORY_COLUMNS,
-    NonFiniteLossError,
-    TrainingConfig,
-    load_best_model,
-    seed_everything,
-    train_segmenter,
-)
+from ssformer_repro.training.loop import NonFiniteLossError, train_segmenter
+from ssformer_repro.training.settings import TrainingConfig
+from tests.tiny import DiskDataset, tiny_model
+from tests.tiny import tiny_config as config
 
-SIZE = 32
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "val_mdice", "val_miou"]
-CONSTANT_LR = {"name": "poly", "max_decay_steps": 1, "end_learning_rate": 1e-2}
-
-
-class DiskDataset(Dataset):
-    """Bright disks on a dark, noisy background, in the training dataset's dict contract."""
-
-    def __init__(self, count: int = 4, seed: int = 0, augment: bool = False):
-        generator = torch.Generator().manual_seed(seed)
-        rows, cols = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
-        self.images, self.masks = [], []
-        for _ in range(count):
-            centre = torch.randint(10, SIZE - 10, (2,), generator=generator)
-            radius = int(torch.randint(4, 9, (1,), generator=generator))
-            mask = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2).float()
-            noise = 0.1 * torch.randn(3, SIZE, SIZE, generator=generator)
-            self.images.append(0.2 + 0.6 * mask + noise)
-            self.masks.append(mask[None])
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict:
-        image, mask = self.images[index], self.masks[index]
-        if self.augment:  # draws from all three global RNGs, as augmentation pipelines do
-            if random.random() < 0.5:
-                image, mask = image.flip(-1), mask.flip(-1)
-            if np.random.rand() < 0.5:
-                image, mask = image.flip(-2), mask.flip(-2)
-            image = image + 0.05 * torch.randn_like(image)
-        return {"image": image, "mask": mask, "id": f"disk_{index}"}
-
-
-def tiny_model(seed: int = 0) -> nn.Module:
-    seed_everything(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 1, 1),
-    )
-
-
-def config(**overrides) -> TrainingConfig:
-    settings = {"epochs": 3, "batch_size": 2, "lr": 1e-2, "scheduler": CONSTANT_LR, "seed": 0}
-    return TrainingConfig(**{**settings, **overrides})
 
 
 def weights(run_dir) -> dict:
@@ -160,7 +104,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
 
 def test_fp16_scaler_and_channels_last_path_trains_and_resumes(tmp_path, monkeypatch):
     # The CUDA code path (autocast, GradScaler, channels_last), run on CPU's fp16 autocast.
-    monkeypatch.setattr(loop, "amp_settings", lambda device, mode: FP16)
+    monkeypatch.setattr(parts, "amp_settings", lambda device, mode: FP16)
     disks = DiskDataset()
     fp16 = config(channels_last=True)
     straight = train_segmenter(tiny_model(), disks, disks, fp16, tmp_path / "straight", "s")

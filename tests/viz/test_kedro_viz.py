@@ -23,6 +23,8 @@ from scripts.screenshot_viz import (
 from ssformer_repro.settings import CONFIG_LOADER_ARGS
 from tests.conftest import copy_project
 
+pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
+
 # Layers as set in conf/base/catalog.yml, in the order kedro-viz sorts them (upstream first).
 CATALOG_LAYERS = ["intermediate", "model_input", "models", "model_output", "reporting"]
 PIPELINES = ["data_processing", "training", "reporting", "reproduce", "__default__"]

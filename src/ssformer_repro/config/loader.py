@@ -2,13 +2,13 @@
 
 Pipeline registration (the grid decides the pipelines' shape), the grid command line, the DVC
 stage inputs and the benchmark all call `load_parameters`. It builds the config loader that
-`settings.py` names, on the `conf` folder it names, exactly as a Kedro session does.
+`settings.py` uses (defined here), on the `conf` folder, exactly as a Kedro session does.
 
-Pipelines are built from the parameters of the session that runs them: the project's
-`SessionParametersHook` (hooks.py) hands them over with `use_session_parameters` when Kedro
-creates the session's context, before anything reads the pipelines. Outside a session (for
-example `kedro registry list`) the pipelines are built from `load_parameters()` of the default
-environment.
+Pipelines are built from the parameters of the session that runs them: the project's context
+class, `ProjectContext` (config/context.py, settings.CONTEXT_CLASS), hands them over with `use_session_parameters`
+when a session creates it, before anything reads the pipelines; kedro-viz, which runs no hooks,
+creates it too. Outside a session (for example `kedro registry list`) the pipelines are built
+from `load_parameters()` of the default environment.
 """
 
 from __future__ import annotations
@@ -18,7 +18,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kedro.config import OmegaConfigLoader
+
 REGISTRY_MODULE = "ssformer_repro.pipeline_registry"
+CONF_SOURCE = "conf"  # Kedro's default, which settings.py keeps
+# settings.py's CONFIG_LOADER_CLASS and CONFIG_LOADER_ARGS:
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # An environment (e.g. `demo`) overrides single parameters, not whole top-level blocks.
+    "merge_strategy": {"parameters": "soft"},
+}
 
 _session_parameters: dict[str, Any] | None = None
 
@@ -34,10 +45,7 @@ def load_parameters(
     `env` None is Kedro's default (`KEDRO_ENV`, else `local` over `base`); `params` are the
     runtime parameters, nested as Kedro nests `--params "a.b=1"` (see `parse_params`).
     """
-    from kedro.framework.project import settings
     from kedro.utils import find_kedro_project
-
-    from ssformer_repro import settings as project_settings
 
     project = Path(project_path) if project_path is not None else find_kedro_project(Path.cwd())
     if project is None:
@@ -45,11 +53,11 @@ def load_parameters(
             f"{Path.cwd()} is not inside a Kedro project (no pyproject.toml with [tool.kedro]); "
             "run from the project's root or pass its path."
         )
-    loader = project_settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project / settings.CONF_SOURCE),
+    loader = CONFIG_LOADER_CLASS(
+        conf_source=str(project / CONF_SOURCE),
         env=env or os.getenv("KEDRO_ENV"),
         runtime_params=dict(params or {}),
-        **project_settings.CONFIG_LOADER_ARGS,
+        **CONFIG_LOADER_ARGS,
     )
     return loader["parameters"]
 

@@ -80,16 +80,18 @@ class GridRun:
         return cls(**values)
 
 
-def grid_runs(reproduce: Mapping[str, Any], run_type: type[R] = GridRun) -> list[R]:
+def grid_runs(reproduce: Mapping[str, Any], run_type: type[R] | None = None) -> list[R]:
     """Every run of the grid `reproduce`, in a stable order (dimension by dimension)."""
+    run_type = run_type or GridRun
     fields = run_type.dimensions()
-    missing = [field.metadata["grid_key"] for field in fields if not reproduce.get(field.metadata["grid_key"])]
+    keys = [field.metadata["grid_key"] for field in fields]
+    missing = [key for key in keys if not reproduce.get(key)]
     if missing:
         raise ValueError(f"reproduce.{missing[0]} is empty or missing: the grid needs its values.")
-    values = [reproduce[field.metadata["grid_key"]] for field in fields]
+    names = [field.name for field in fields]
     return [
-        run_type(**dict(zip((field.name for field in fields), combination, strict=True)))
-        for combination in product(*values)
+        run_type(**dict(zip(names, combination, strict=True)))
+        for combination in product(*(reproduce[key] for key in keys))
     ]
 
 

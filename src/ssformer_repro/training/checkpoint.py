@@ -266,5 +266,3 @@ def supersede(run_dir: Path) -> Path:
         if (run_dir / name).exists():
             (run_dir / name).replace(target / name)
     return target
-
-

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import kedro
 
+pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
+
 DEMO_DATASETS = ("synth_kvasir", "synth_clinicdb")
 
 

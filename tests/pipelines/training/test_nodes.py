@@ -7,40 +7,35 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kedro.config import OmegaConfigLoader
 
-from ssformer_repro.pipelines.training.nodes import evaluate_run
-from ssformer_repro.settings import CONFIG_LOADER_ARGS
+from ssformer_repro.config.loader import load_parameters
+from ssformer_repro.grid.runs import GridRun
+from ssformer_repro.pipelines.training import nodes
 
-RUN = {
-    "name": "synth_kvasir.mit_b0.sed",
-    "dataset": "synth_kvasir",
-    "backbone": "mit_b0",
-    "head": "sed",
-}
+pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
+
+RUN = GridRun("synth_kvasir", "mit_b0", "sed")
 
 
 def evaluate(project: Path, **evaluation_changes) -> dict:
-    """`evaluate_run` of the demo's synth_kvasir.mit_b0.sed, with changed evaluation settings."""
-    loader = OmegaConfigLoader(conf_source=str(project / "conf"), env="demo", **CONFIG_LOADER_ARGS)
-    parameters = loader["parameters"]
+    """The `evaluate` node of the demo's synth_kvasir.mit_b0.sed, with changed settings."""
+    parameters = load_parameters(project, "demo")
     manifest = pd.read_csv(
         project / "data/demo/05_model_input/synth_kvasir_split.csv",
         dtype={"id": str},
         keep_default_na=False,
     )
     summary = json.loads(
-        (project / "data/demo/06_models/synth_kvasir/mit_b0-sed/summary.json").read_text()
+        (project / "data/demo/06_models" / RUN.folder / "summary.json").read_text()
     )
-    _, metrics, _ = evaluate_run(
+    _, metrics = nodes.evaluate(
         manifest,
         summary,
-        parameters["augmentation"],
         parameters["model"],
+        parameters["augmentation"],
         {**parameters["evaluation"], **evaluation_changes},
         parameters["reproduce"],
-        {**parameters["tracking"], "enabled": False},
-        RUN,
+        run=RUN,
     )
     return metrics
 
@@ -50,9 +45,7 @@ def test_evaluation_runs_in_fp32_unless_mixed_precision_is_asked_on_cuda(
 ) -> None:
     monkeypatch.chdir(reproduced)  # the manifest's paths are relative to the project
     stored = json.loads(
-        (
-            reproduced / "data/demo/07_model_output/synth_kvasir/mit_b0-sed/test_metrics.json"
-        ).read_text()
+        (reproduced / "data/demo/07_model_output" / RUN.folder / "test_metrics.json").read_text()
     )
 
     assert evaluate(reproduced, amp="auto", device="cpu")["mdice"] == stored["mdice"]

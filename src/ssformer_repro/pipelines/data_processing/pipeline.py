@@ -71,9 +71,9 @@ def dataset_pipeline(name: str, source: str) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """One dataset pipeline per name in ``data_processing.datasets``."""
-    parameters = pipeline_parameters()
+def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
+    """One dataset pipeline per name in ``data_processing.datasets`` (of the session's parameters)."""
+    parameters = parameters or pipeline_parameters()
     known = parameters["datasets"]
     selected = parameters["data_processing"]["datasets"]
     unknown = [name for name in selected if name not in known]

@@ -10,9 +10,9 @@ from ssformer_repro.grid.runs import grid_runs
 from . import nodes
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     """Tables and figures of the study from the grid's test metrics and training histories."""
-    runs = grid_runs(pipeline_parameters()["reproduce"])
+    runs = grid_runs((parameters or pipeline_parameters())["reproduce"])
     # Node arguments keyed by run name; outside the namespace they are the runs' own datasets.
     test_metrics = {run.name: f"{run.namespace}.test_metrics" for run in runs}
     histories = {run.name: f"{run.namespace}.history" for run in runs}

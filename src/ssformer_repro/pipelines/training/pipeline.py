@@ -77,7 +77,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """The whole grid of ``reproduce``: one run pipeline per run."""
-    runs = grid_runs(pipeline_parameters()["reproduce"])
+def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
+    """The whole grid of ``reproduce``: one run pipeline per run (of the session's parameters)."""
+    runs = grid_runs((parameters or pipeline_parameters())["reproduce"])
     return sum((run_pipeline(run) for run in runs), Pipeline([]))

@@ -1,0 +1,94 @@
+"""The tiny models, training settings and in-memory datasets that the training tests share.
+
+Importable by plain scripts too (tests/reliability/training_job.py runs in a subprocess);
+tests/conftest.py offers the same as fixtures.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ssformer_repro.training.parts import seed_everything
+from ssformer_repro.training.settings import TrainingConfig
+
+SIZE = 32
+# The poly schedule with base = end: a constant learning rate (of the config's lr, 1e-2 here).
+CONSTANT_LR = {"name": "poly", "max_decay_steps": 1, "end_learning_rate": 1e-2}
+
+
+class DiskDataset(Dataset):
+    """Bright disks on a dark, noisy background, in the training dataset's dict contract.
+
+    With `augment`, flips and noise are drawn from python's, numpy's and torch's global RNGs,
+    as augmentation pipelines do; `seconds_per_sample` makes epochs long enough to kill one.
+    """
+
+    def __init__(
+        self,
+        count: int = 4,
+        seed: int = 0,
+        augment: bool = False,
+        size: int = SIZE,
+        seconds_per_sample: float = 0.0,
+    ) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        self.images, self.masks = [], []
+        for _ in range(count):
+            margin = size * 5 // 16
+            centre = torch.randint(margin, size - margin, (2,), generator=generator)
+            radius = int(torch.randint(size // 8, size * 9 // 32, (1,), generator=generator))
+            mask = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2).float()
+            noise = 0.1 * torch.randn(3, size, size, generator=generator)
+            self.images.append(0.2 + 0.6 * mask + noise)
+            self.masks.append(mask[None])
+        self.augment = augment
+        self.seconds_per_sample = seconds_per_sample
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        if self.seconds_per_sample:
+            time.sleep(self.seconds_per_sample)
+        image, mask = self.images[index], self.masks[index]
+        if self.augment:
+            if random.random() < 0.5:
+                image, mask = image.flip(-1), mask.flip(-1)
+            if np.random.rand() < 0.5:
+                image, mask = image.flip(-2), mask.flip(-2)
+            image = image + 0.05 * torch.randn_like(image)
+        return {"image": image, "mask": mask, "id": f"disk_{index}"}
+
+
+def tiny_model(seed: int = 0, batch_norm: bool = True) -> nn.Module:
+    """A three-convolution segmenter (one logit channel), seeded; BatchNorm optional."""
+    seed_everything(seed)
+    norm = [nn.BatchNorm2d(8)] if batch_norm else []
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        *norm,
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 1, 1),
+    )
+
+
+def tiny_config(**overrides) -> TrainingConfig:
+    """Three CPU epochs of batch 2 at a constant learning rate of 1e-2, seed 0."""
+    settings = {
+        "epochs": 3,
+        "batch_size": 2,
+        "lr": 1e-2,
+        "scheduler": CONSTANT_LR,
+        "seed": 0,
+        "device": "cpu",
+    }
+    return TrainingConfig(**{**settings, **overrides})
