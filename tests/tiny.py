@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ssformer_repro.training.parts import seed_everything
-from ssformer_repro.training.settings import TrainingConfig
+from ssformer_repro.training.settings import TrainingSettings
 
 SIZE = 32
 # The poly schedule with base = end: a constant learning rate (of the config's lr, 1e-2 here).
@@ -81,7 +81,7 @@ def tiny_model(seed: int = 0, batch_norm: bool = True) -> nn.Module:
     )
 
 
-def tiny_config(**overrides) -> TrainingConfig:
+def tiny_config(**overrides) -> TrainingSettings:
     """Three CPU epochs of batch 2 at a constant learning rate of 1e-2, seed 0."""
     settings = {
         "epochs": 3,
@@ -91,4 +91,4 @@ def tiny_config(**overrides) -> TrainingConfig:
         "seed": 0,
         "device": "cpu",
     }
-    return TrainingConfig(**{**settings, **overrides})
+    return TrainingSettings(**{**settings, **overrides})

@@ -141,7 +141,8 @@ class MlflowRunHook:
         from ssformer_repro.tracking.runs import existing_child_run
 
         tracked = existing_child_run(self._tracking, summary.get("mlflow_run_id"))
-        if metrics is not None:
+        already = tracked.logged_metrics().get("test_mdice")
+        if metrics is not None and already != metrics["mdice"]:  # once per result
             tracked.log_metrics(
                 {"test_mdice": metrics["mdice"], "test_miou": metrics["miou"]}
                 | {f"test_{name}": value for name, value in metrics["toolbox"].items()}
@@ -171,7 +172,11 @@ class MlflowRunHook:
 
 
 class ConfigurationCheckHook:
-    """Fail in seconds, listing every problem, when the parameters of a run cannot work."""
+    """Fail in seconds, listing every problem, when the parameters of a run cannot work.
+
+    Checks the datasets and grid runs the pipeline is about to run (docs/reliability.md); the
+    error is a click exception, so `kedro run` prints the list and exits 1, no traceback.
+    """
 
     def __init__(self) -> None:
         self._parameters: dict[str, Any] = {}
@@ -187,32 +192,39 @@ class ConfigurationCheckHook:
 
         namespaces = {node.namespace for node in pipeline.nodes if node.namespace}
         datasets = sorted(ns for ns in namespaces if ns in (self._parameters.get("datasets") or {}))
-        grid = grid_runs(self._parameters["reproduce"])
+        try:
+            grid = grid_runs(self._parameters.get("reproduce") or {})
+        except ValueError:
+            grid = []  # check_parameters reports why
         runs = [run for run in grid if run.namespace in namespaces]
         problems = check_parameters(self._parameters, datasets, runs)
         if problems:
-            raise ConfigurationError(
-                f"{len(problems)} problem(s) in the parameters (env {run_params['env']!r}); "
-                "nothing was run:\n- " + "\n- ".join(problems)
-            )
+            raise ConfigurationError(problems, f"the parameters (env {run_params['env']!r})")
 
 
 class RunLockHook:
     """Lock every namespace a `kedro run` writes before its first node, release after its last.
 
     Two runs of different namespaces (e.g. one grid run per GPU) go ahead side by side; a second
-    run of a namespace that is being written is refused before it does any work.
+    run of a namespace that is being written is refused before it does any work. The locks live
+    in `<data_root>/.locks` (the environment's `data_root` global), so two environments writing
+    apart (the demo, the study) never block each other.
     """
 
-    def __init__(self, lock_folder: str = "data/.locks") -> None:
+    def __init__(self, lock_folder: str = ".locks") -> None:
         self._lock_folder = Path(lock_folder)
+        self._data_root = Path("data")
         self._held: ExitStack | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._data_root = Path(context.config_loader["globals"].get("data_root", "data"))
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         from ssformer_repro.storage.locks import namespace_lock_path, run_locks
 
-        folder = self._lock_folder
+        folder = self._data_root / self._lock_folder
         if not folder.is_absolute():
             folder = Path(run_params.get("project_path") or ".") / folder
         namespaces = sorted({node.namespace or "__default__" for node in pipeline.nodes})

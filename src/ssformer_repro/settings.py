@@ -11,7 +11,7 @@ RUN_TIMES = RunTimesHook()
 HOOKS = (
     RUN_TIMES,
     MlflowRunHook(run_times=RUN_TIMES),
-    RunLockHook(lock_folder="data/.locks"),
+    RunLockHook(lock_folder=".locks"),  # under the environment's data_root
     ConfigurationCheckHook(),
 )
 

@@ -9,7 +9,7 @@ import torch
 
 from ssformer_repro.training.checkpoint import ChangedSettingsError, load_checkpoint
 from ssformer_repro.training.loop import train_segmenter
-from ssformer_repro.training.settings import TrainingConfig
+from ssformer_repro.training.settings import TrainingSettings
 from tests.tiny import DiskDataset, tiny_model
 from tests.tiny import tiny_config as config
 
@@ -61,9 +61,9 @@ def test_auto_does_not_compile(tmp_path, compile_calls):
 
 
 def test_compile_is_checked_and_compared_on_resume(tmp_path):
-    with pytest.raises(ValueError, match="compile must be true, false or 'auto'"):
-        TrainingConfig(epochs=1, batch_size=2, compile="yes")
+    with pytest.raises(ValueError, match="compile"):
+        TrainingSettings(epochs=1, batch_size=2, compile="yes")
     disks = DiskDataset(count=2)
     train_segmenter(tiny_model(), disks, disks, config(epochs=1), tmp_path, "run")
-    with pytest.raises(ChangedSettingsError, match="compile: 'auto' -> False"):
+    with pytest.raises(ChangedSettingsError, match="training.compile: 'auto' -> False"):
         train_segmenter(tiny_model(), disks, disks, config(epochs=2, compile=False), tmp_path, "r")

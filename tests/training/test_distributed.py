@@ -17,16 +17,16 @@ import torch.multiprocessing as mp
 from ssformer_repro.training.checkpoint import load_checkpoint
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.loop import train_segmenter
-from ssformer_repro.training.settings import TrainingConfig
+from ssformer_repro.training.settings import TrainingSettings
 from tests.tiny import CONSTANT_LR, DiskDataset, tiny_model
 
 SIZE = 16
 COMPARED_COLUMNS = ["epoch", "lr", "train_loss", "val_mdice", "val_miou"]
 
 
-def config(epochs: int) -> TrainingConfig:
+def config(epochs: int) -> TrainingSettings:
     # Global batch 4 of 8 images: two optimiser steps per epoch, each on 2 images per process.
-    return TrainingConfig(epochs=epochs, batch_size=4, lr=1e-2, scheduler=CONSTANT_LR)
+    return TrainingSettings(epochs=epochs, batch_size=4, lr=1e-2, scheduler=CONSTANT_LR)
 
 
 def train_one_rank(rank: int, world_size: int, port: int, runs: list[tuple[str, int]]) -> None:
@@ -168,7 +168,9 @@ def test_a_fixed_gpu_index_is_refused_under_torchrun():
 
 
 def test_backend_setting_is_checked():
-    assert TrainingConfig(epochs=1, batch_size=2).distributed_backend == "auto"
-    assert TrainingConfig(epochs=1, batch_size=2, distributed_backend="gloo")
-    with pytest.raises(ValueError, match="distributed_backend must be one of"):
-        TrainingConfig(epochs=1, batch_size=2, distributed_backend="mpi")
+    assert TrainingSettings(epochs=1, batch_size=2).distributed_backend == "auto"
+    assert TrainingSettings(epochs=1, batch_size=2, distributed_backend="gloo")
+    with pytest.raises(
+        ValueError, match="distributed_backend\n  Input should be 'auto', 'nccl' or 'gloo'"
+    ):
+        TrainingSettings(epochs=1, batch_size=2, distributed_backend="mpi")

@@ -1,125 +1,217 @@
-"""Check the configuration of a run before any work starts: one message per problem, in seconds.
+"""Check the whole configuration before any work: one short message per problem, with its path.
 
-A study of many GPU-hours should not fail after hours on a typo. ``check_parameters`` looks at
-the datasets and grid runs a ``kedro run`` is about to execute and lists every problem it finds.
+A study of many GPU-hours should not fail after hours on a typo. `check_parameters` validates
+the resolved parameters against the schema (config/schema.py), every grid run's own settings
+(its `reproduce.overrides` entries merged in) on the device it will run on, the files the
+configuration names, and the override keys; `ConfigurationCheckHook` (hooks.py) calls it for
+the datasets and runs a `kedro run` is about to execute.
 """
 
 from __future__ import annotations
 
+import functools
+import typing
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ssformer_repro.grid.runs import GridRun, run_settings
+import click
+from pydantic import BaseModel, ValidationError
+
+from ssformer_repro.config.schema import CHOICE_KEYS, RUN_BLOCKS, Parameters, Settings
+from ssformer_repro.grid.runs import GridRun, grid_runs, matches, run_settings
 
 
-class ConfigurationError(ValueError):
-    """The parameters cannot run; the message lists every problem found."""
+class ConfigurationError(click.ClickException):
+    """The parameters cannot run; the message lists every problem found.
 
+    A click exception: `kedro run` prints its message and exits with status 1, no traceback.
+    """
 
-def check_dataset(name: str, dataset: dict[str, Any] | None) -> list[str]:
-    """Problems of ``datasets.<name>``: source, layout, root and split strategy."""
-    from ssformer_repro.pipelines.data_processing.pipeline import RAW_SOURCES
-    from ssformer_repro.polyps.layouts import DOWNLOAD_HINTS, LAYOUTS
-    from ssformer_repro.polyps.splits import SPLIT_STRATEGIES
-
-    if dataset is None:
-        return [f"datasets.{name}: not described under `datasets:`"]
-    problems = []
-    source, layout = dataset.get("source"), dataset.get("layout")
-    if source not in RAW_SOURCES:
-        problems.append(f"datasets.{name}.source is {source!r}; valid: {sorted(RAW_SOURCES)}")
-    if layout not in LAYOUTS:
-        problems.append(f"datasets.{name}.layout is {layout!r}; valid: {sorted(LAYOUTS)}")
-    strategy = (dataset.get("split") or {}).get("strategy")
-    if strategy not in SPLIT_STRATEGIES:
-        problems.append(
-            f"datasets.{name}.split.strategy is {strategy!r}; valid: {sorted(SPLIT_STRATEGIES)}"
+    def __init__(self, problems: Sequence[str], where: str = "the parameters") -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"{len(self.problems)} problem(s) in {where}; nothing was run:\n- "
+            + "\n- ".join(self.problems)
         )
-    root = dataset.get("root")
-    if source == "files" and layout in LAYOUTS and not Path(str(root)).is_dir():
-        problems.append(
-            f"datasets.{name}.root {root} does not exist. "
-            + DOWNLOAD_HINTS[layout].format(root=root)
-        )
-    return problems
 
 
-def check_image_sizes(parameters: dict[str, Any]) -> list[str]:
-    """Training and cache sizes must suit the models (strides up to 32)."""
-    problems = []
-    size = (parameters.get("augmentation") or {}).get("image_size")
-    if not isinstance(size, int) or size <= 0 or size % 32:
-        problems.append(
-            f"augmentation.image_size is {size!r}; it must be a positive multiple of 32 "
-            "(the backbones downsample by 32), e.g. 352"
-        )
-    cache_size = (parameters.get("data_processing") or {}).get("cache_size")
-    if not isinstance(cache_size, int) or cache_size <= 0:
-        problems.append(f"data_processing.cache_size is {cache_size!r}; it must be a positive int")
-    return problems
-
-
-def check_mask_policy(parameters: dict[str, Any]) -> list[str]:
-    """What to do with masks of more than two grey values must be a known policy."""
-    from ssformer_repro.polyps.validation import NON_BINARY_MASK_POLICIES
-
-    policy = (parameters.get("data_processing") or {}).get("non_binary_masks", "binarise")
-    if policy in NON_BINARY_MASK_POLICIES:
-        return []
-    return [
-        f"data_processing.non_binary_masks is {policy!r}; valid: {list(NON_BINARY_MASK_POLICIES)}"
+def check_parameters(
+    parameters: dict[str, Any], datasets: Iterable[str], runs: Iterable[GridRun]
+) -> list[str]:
+    """Every problem of `parameters` for the given datasets and grid runs."""
+    problems = schema_problems(Parameters, parameters)
+    if problems:  # the rest needs well-formed blocks
+        return problems
+    problems += grid_problems(parameters)
+    for name in datasets:
+        if name in parameters["datasets"]:  # else grid_problems said so
+            problems += dataset_problems(name, parameters["datasets"][name])
+    by_problem: dict[str, list[str]] = {}  # the same problem in many runs is listed once
+    for run in runs:
+        for problem in run_problems(run, parameters):
+            by_problem.setdefault(problem, []).append(run.name)
+    problems += [
+        f"{names[0]}: {problem}" if len(names) == 1 else f"{problem} (runs {', '.join(names)})"
+        for problem, names in by_problem.items()
     ]
+    return problems
 
 
-def check_run(run: GridRun, parameters: dict[str, Any]) -> list[str]:
-    """Problems of one grid run: its backbone and head names, training settings and weights."""
-    from ssformer_repro.models import available_backbones, available_heads
-    from ssformer_repro.models.pretrained import is_weights_path
-    from ssformer_repro.training.device import AMP_MODES
-    from ssformer_repro.training.settings import TrainingConfig
-
-    run_name, backbone, head = run.name, run.backbone, run.head
-    problems = []
-    if backbone not in available_backbones():
-        problems.append(
-            f"{run_name}: unknown backbone {backbone!r}; valid: {available_backbones()}"
-        )
-    if head not in available_heads():
-        problems.append(f"{run_name}: unknown head {head!r}; valid: {available_heads()}")
-    shared = {key: parameters.get(key) or {} for key in ("training", "model", "evaluation")}
-    settings = run_settings(run, shared, parameters.get("reproduce") or {})
+def schema_problems(model: type[BaseModel], values: Any, prefix: str = "") -> list[str]:
+    """The schema errors of `values`, one line each: `<parameter path>: <what is wrong>`."""
     try:
-        TrainingConfig.from_dict(settings["training"])
-    except (TypeError, ValueError) as error:
-        problems.append(f"{run_name}: training settings: {error}")
-    evaluation_amp = settings["evaluation"].get("amp", "off")
-    if evaluation_amp not in AMP_MODES:
-        problems.append(
-            f"{run_name}: evaluation.amp is {evaluation_amp!r}; valid: {list(AMP_MODES)}"
-        )
-    weights = (settings["model"].get("pretrained") or {}).get(backbone)
+        model.model_validate(values)
+    except ValidationError as error:
+        return [_describe(item, prefix, model) for item in error.errors()]
+    return []
+
+
+def _describe(item: dict, prefix: str, model: type[BaseModel]) -> str:
+    # Discriminated unions put the chosen tag (e.g. 'warmup_step') in the location; drop it.
+    tags = [part for part in item["loc"] if _is_union_tag(part)]
+    location = [str(part) for part in item["loc"] if not _is_union_tag(part)]
+    path = ".".join([prefix, *location] if prefix else location) or "(top level)"
+    if item["type"] == "extra_forbidden":
+        what = f"an option of {tags[-1]!r}" if tags else "a setting here"
+        parent = _model_at(model, item["loc"][:-1])
+        valid = f"; valid: {', '.join(parent.model_fields)}" if parent else ""
+        return f"{path}: not {what} (a typo, or an option of another choice){valid}"
+    if item["type"] == "missing":
+        return f"{path}: required, missing"
+    value = item.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    return f"{path}: {item['msg'].removeprefix('Value error, ')}{shown}"
+
+
+def _model_at(model: type[BaseModel], location: Sequence[Any]) -> type[BaseModel] | None:
+    """The schema model at `location` (as pydantic reports it, union tags included), or None."""
+    current: Any = model
+    for part in location:
+        candidates = _models_in(current)
+        if _is_union_tag(part):
+            current = next(
+                (m for m in candidates if _tag_of(m) == part), candidates[0] if candidates else None
+            )
+            continue
+        fields = candidates[0].model_fields if len(candidates) == 1 else {}
+        if part in fields:
+            current = fields[part].annotation
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            return None
+    models = _models_in(current)
+    return models[0] if len(models) == 1 else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The schema models an annotation allows (through Optional, unions and Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    for key in CHOICE_KEYS:
+        field = model.model_fields.get(key)
+        if field is not None and typing.get_origin(field.annotation) is typing.Literal:
+            return typing.get_args(field.annotation)[0]
+    return None
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part in _choice_tags()
+
+
+@functools.cache
+def _choice_tags() -> frozenset[str]:
+    """Every value of a choice key (`name`, `strategy`) in the schema, e.g. 'poly', 'kfold'."""
+    tags, pending = set(), [Settings]
+    while pending:
+        model = pending.pop()
+        pending += model.__subclasses__()
+        for key in CHOICE_KEYS:
+            field = model.model_fields.get(key)
+            if field is not None and typing.get_origin(field.annotation) is typing.Literal:
+                tags.update(typing.get_args(field.annotation))
+    return frozenset(tags)
+
+
+def grid_problems(parameters: dict[str, Any]) -> list[str]:
+    """The grid's datasets must be built and described; each override must name grid runs."""
+    described = parameters["datasets"]
+    built = parameters["data_processing"]["datasets"]
+    problems = [
+        f"data_processing.datasets: {name!r} is not described under `datasets:` "
+        f"(described: {sorted(described)})"
+        for name in built
+        if name not in described
+    ]
+    reproduce = parameters["reproduce"]
+    problems += [
+        f"reproduce.datasets: {name!r} is not built by data_processing.datasets {built}; add it there"
+        for name in reproduce["datasets"]
+        if name not in built
+    ]
+    every_run = [run.name for run in grid_runs({**reproduce, "only": None})]
+    problems += [
+        f"reproduce.overrides: {key!r} names no run of the grid; its runs: {', '.join(every_run)}"
+        for key in reproduce.get("overrides") or {}
+        if not any(matches(name, key) for name in every_run)
+    ]
+    if not problems:
+        try:
+            grid_runs(reproduce)
+        except ValueError as error:
+            problems.append(str(error))
+    return problems
+
+
+def dataset_problems(name: str, dataset: dict[str, Any]) -> list[str]:
+    """Files a dataset's configuration names must exist (its root, for `source: files`)."""
+    from ssformer_repro.polyps.layouts import DOWNLOAD_HINTS
+
+    root = dataset["root"]
+    if dataset.get("source", "files") == "files" and not Path(str(root)).is_dir():
+        hint = DOWNLOAD_HINTS[dataset["layout"]].format(root=root)
+        return [f"datasets.{name}.root: {root} does not exist. {hint}"]
+    return []
+
+
+def run_problems(run: GridRun, parameters: dict[str, Any]) -> list[str]:
+    """A run's own settings (overrides merged in), its devices and its weights file."""
+    from ssformer_repro.models.pretrained import is_weights_path
+    from ssformer_repro.models.segmenter import model_choices
+
+    shared = {block: parameters.get(block) or {} for block in RUN_BLOCKS}
+    settings = run_settings(run, shared, parameters["reproduce"])
+    problems = []
+    for block, model in RUN_BLOCKS.items():
+        problems += schema_problems(model, settings[block], block)
+    if problems:
+        return problems
+    for block in ("training", "evaluation"):
+        problem = device_problem(settings[block])
+        if problem:
+            problems.append(f"{block}: {problem}")
+    weights = model_choices(run.backbone, run.head, settings["model"])["pretrained"]
     if weights and is_weights_path(weights) and not Path(weights).expanduser().is_file():
         problems.append(
-            f"{run_name}: model.pretrained.{backbone} = {weights} does not exist. Download the "
-            "ImageNet weights (MiT: mit_bX.pth from the NVlabs SegFormer README; PVTv2: "
+            f"model.pretrained.{run.backbone}: {weights} does not exist. Download "
+            "the ImageNet weights (MiT: mit_bX.pth from the NVlabs SegFormer README; PVTv2: "
             "https://github.com/whai362/PVT/releases/tag/v2) to that path, or set it to null "
             "to train from scratch."
         )
     return problems
 
 
-def check_parameters(
-    parameters: dict[str, Any], datasets: list[str], runs: list[GridRun]
-) -> list[str]:
-    """Every problem of the parameters for the given datasets and grid runs."""
-    known = parameters.get("datasets") or {}
-    problems = []
-    for name in datasets:
-        problems += check_dataset(name, known.get(name))
-    if datasets:
-        problems += check_mask_policy(parameters)
-    if datasets or runs:
-        problems += check_image_sizes(parameters)
-    for run in runs:
-        problems += check_run(run, parameters)
-    return problems
+def device_problem(block: dict[str, Any]) -> str | None:
+    """Why a block's `device` and `amp` cannot run on this machine, or None."""
+    from ssformer_repro.training.device import amp_settings, resolve_device
+
+    try:
+        amp_settings(resolve_device(block.get("device", "auto")), block.get("amp", "off"))
+    except (ValueError, RuntimeError) as error:
+        return str(error)
+    return None

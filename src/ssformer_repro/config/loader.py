@@ -19,11 +19,39 @@ from pathlib import Path
 from typing import Any
 
 from kedro.config import OmegaConfigLoader
+from omegaconf import OmegaConf
+
+from ssformer_repro.config.schema import merge_settings
 
 REGISTRY_MODULE = "ssformer_repro.pipeline_registry"
 CONF_SOURCE = "conf"  # Kedro's default, which settings.py keeps
+
+
+class ChoiceAwareConfigLoader(OmegaConfigLoader):
+    """Kedro's OmegaConfigLoader, whose parameters merge as `config.schema.merge_settings` does.
+
+    Kedro's soft merge keeps the options of a choice that an environment, conf/local or
+    `--params` replaces (`scheduler: {name: warmup_step}` over base's poly would keep poly's
+    `power`); here a changed `name` or `strategy` replaces its block.
+    """
+
+    def _merge_and_resolve(self, key: str, config_per_file: dict) -> dict[str, Any]:
+        if key != "parameters" or not config_per_file:
+            return super()._merge_and_resolve(key, config_per_file)
+        files = [OmegaConf.to_container(config) for config in config_per_file.values()]
+        merged: dict[str, Any] = {}
+        for content in [*files, dict(self.runtime_params or {})]:
+            merged = merge_settings(merged, content)
+        return OmegaConf.to_container(OmegaConf.create(merged), resolve=True)
+
+    def _merge_configs(self, config: dict, env_config: dict, key: str, env_path: str) -> Any:
+        if key != "parameters":
+            return super()._merge_configs(config, env_config, key, env_path)
+        return merge_settings(config, env_config)
+
+
 # settings.py's CONFIG_LOADER_CLASS and CONFIG_LOADER_ARGS:
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_CLASS = ChoiceAwareConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

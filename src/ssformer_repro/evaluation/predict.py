@@ -31,18 +31,18 @@ def predict_probabilities(
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Yield (id, probability float32 HxW, gt bool HxW), the probability resized to the mask's size.
 
-    Puts the model in eval mode. `amp_dtype` (e.g. torch.bfloat16) enables autocast on CUDA only.
+    Puts the model in eval mode. `amp_dtype` (e.g. torch.bfloat16) runs the forward pass in
+    autocast on the model's device (CUDA or CPU); the probabilities are taken in float32.
     """
     device = torch.device(device)
-    use_amp = amp_dtype is not None and device.type == "cuda"
-    if amp_dtype is not None and not use_amp:
-        logger.info(
-            "Mixed precision (%s) applies on CUDA only; %s runs in float32.", amp_dtype, device
-        )
     model.eval()
     for batch in loader:
         images = batch["image"].to(device, non_blocking=True)
-        autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+        autocast = (
+            torch.autocast(device.type, dtype=amp_dtype)
+            if amp_dtype is not None
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode(), autocast:
             logits = model(images)
         if logits.ndim != 4 or logits.shape[1] != 1:

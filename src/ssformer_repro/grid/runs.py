@@ -4,7 +4,8 @@ A run is one value of every dimension of the grid (dataset x backbone x head). I
 `kvasir.mit_b2.pld`, is the values joined by dots in field order; the name is also its Kedro
 namespace, its folder under each data layer, the key of its `reproduce.overrides` entry, its
 DVC stage and its MLflow child run. A dimension is gained by adding a field here (with the
-`reproduce` key that lists its values in its metadata) and nothing else.
+`reproduce` key that lists its values in its metadata) and nothing else. `reproduce.only`
+narrows the grid, and `reproduce.overrides` entries apply to the runs they match.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from itertools import product
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+
+from ssformer_repro.config.schema import merge_settings
 
 R = TypeVar("R", bound="GridRun")
 
@@ -81,7 +85,10 @@ class GridRun:
 
 
 def grid_runs(reproduce: Mapping[str, Any], run_type: type[R] | None = None) -> list[R]:
-    """Every run of the grid `reproduce`, in a stable order (dimension by dimension)."""
+    """Every run of the grid `reproduce`, in a stable order (dimension by dimension).
+
+    `reproduce.only`, when set, keeps the runs that match any of its patterns (see `matches`).
+    """
     run_type = run_type or GridRun
     fields = run_type.dimensions()
     keys = [field.metadata["grid_key"] for field in fields]
@@ -89,23 +96,41 @@ def grid_runs(reproduce: Mapping[str, Any], run_type: type[R] | None = None) -> 
     if missing:
         raise ValueError(f"reproduce.{missing[0]} is empty or missing: the grid needs its values.")
     names = [field.name for field in fields]
-    return [
+    runs = [
         run_type(**dict(zip(names, combination, strict=True)))
         for combination in product(*(reproduce[key] for key in keys))
     ]
+    only = reproduce.get("only")
+    if not only:
+        return runs
+    patterns = only.split() if isinstance(only, str) else list(only)
+    selected = [run for run in runs if any(matches(run.name, pattern) for pattern in patterns)]
+    if not selected:
+        raise ValueError(
+            f"reproduce.only {patterns} matches no run of the grid; its runs: "
+            f"{', '.join(run.name for run in runs)}"
+        )
+    return selected
+
+
+def matches(name: str, pattern: str) -> bool:
+    """Whether run `name` is selected by `pattern`: a glob (`*.sed`), the name itself, or a
+    prefix of it ending at a dot (`kvasir.mit_b2` selects every head on that backbone)."""
+    return fnmatchcase(name, pattern) or name.startswith(f"{pattern}{GridRun.SEPARATOR}")
 
 
 def run_settings(
     run: GridRun, settings: Mapping[str, Any], reproduce: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Shared `settings` blocks with this run's `reproduce.overrides` entry merged in (nested)."""
+    """Shared `settings` blocks with this run's `reproduce.overrides` entries merged in.
+
+    An entry applies to the runs it `matches` (a run name, a prefix such as `kvasir.mit_b5`, or
+    a glob); the more specific entries are merged last. A changed `name` or `strategy` replaces
+    its block (config.schema.merge_settings).
+    """
+    overrides = reproduce.get("overrides") or {}
+    applying = [key for key in overrides if matches(run.name, key)]
     merged = copy.deepcopy(dict(settings))
-    stack = [(merged, (reproduce.get("overrides") or {}).get(run.name, {}))]
-    while stack:
-        target, changes = stack.pop()
-        for key, value in changes.items():
-            if isinstance(value, dict) and isinstance(target.get(key), dict):
-                stack.append((target[key], value))
-            else:
-                target[key] = copy.deepcopy(value)
+    for key in sorted(applying, key=lambda key: (key.count(GridRun.SEPARATOR), key)):
+        merged = merge_settings(merged, overrides[key])
     return merged

@@ -8,7 +8,6 @@ neighbour interpolation so that it stays binary (0/1) throughout.
 
 from __future__ import annotations
 
-import copy
 import random
 from typing import Any
 
@@ -21,15 +20,10 @@ from PIL import Image, ImageEnhance
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
-DEFAULT_AUGMENTATION: dict[str, Any] = {
-    "image_size": 352,
-    "scale_crop": {"p": 0.5, "scale": [0.75, 1.25]},
-    "flip": {"horizontal_p": 0.5, "vertical_p": 0.5},
-    "rotate": {"p": 0.5, "angle": [0, 359]},
-    "enhance": {"p": 0.5, "max_delta": 0.1},
-    "dilation_erosion": {"kernel_size": [2, 4], "dilate_p": 0.3333, "erode_p": 0.3333},
-    "normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-}
+from ssformer_repro.config.schema import AugmentationSettings
+
+# The official values (docs/reference.md §3.1): the schema's defaults.
+DEFAULT_AUGMENTATION: dict[str, Any] = AugmentationSettings().model_dump(mode="json")
 
 PIL_ENHANCERS: dict[str, type] = {
     "contrast": ImageEnhance.Contrast,
@@ -156,29 +150,14 @@ class RandomDilationErosion(A.DualTransform):
 
 
 def resolve_augmentation_config(config: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge a (partial) augmentation config over DEFAULT_AUGMENTATION, rejecting unknown keys."""
-    return _merge_checked(DEFAULT_AUGMENTATION, config or {}, path="augmentation")
+    """A (partial) `augmentation` block with the official defaults filled in, checked against
+    the schema: an unknown key or a bad value is a ValueError naming it and the valid keys."""
+    from ssformer_repro.config.checks import schema_problems
 
-
-def _merge_checked(
-    defaults: dict[str, Any], overrides: dict[str, Any], path: str
-) -> dict[str, Any]:
-    merged = copy.deepcopy(defaults)
-    for key, value in overrides.items():
-        if key not in defaults:
-            raise ValueError(
-                f"Unknown augmentation setting '{path}.{key}'; valid keys under '{path}' are: "
-                f"{', '.join(defaults)}."
-            )
-        if isinstance(defaults[key], dict):
-            if not isinstance(value, dict):
-                raise ValueError(
-                    f"Augmentation setting '{path}.{key}' must be a mapping, got {value!r}."
-                )
-            merged[key] = _merge_checked(defaults[key], value, path=f"{path}.{key}")
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    problems = schema_problems(AugmentationSettings, config or {}, "augmentation")
+    if problems:
+        raise ValueError("Bad augmentation settings:\n- " + "\n- ".join(problems))
+    return AugmentationSettings.model_validate(config or {}).model_dump(mode="json")
 
 
 def seed_transform(transform: A.Compose, seed: int | None) -> None:

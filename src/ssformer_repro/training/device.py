@@ -1,5 +1,7 @@
-"""Where training runs and in which precision: CUDA when present, bf16/fp16 autocast there, fp32 on CPU."""
+"""Where training runs and in which precision: CUDA when present; bf16/fp16 autocast on request."""
 
+import functools
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -45,17 +47,46 @@ def resolve_device(requested: str = "auto") -> torch.device:
 
 
 def amp_settings(device: torch.device, mode: str = "auto") -> AmpSettings:
-    """Mixed precision for `device`: "auto" is bf16 on GPUs that support it, else fp16, and off on CPU."""
+    """Mixed precision for `device`, the same meaning on every device.
+
+    - "off": fp32;
+    - "auto": bf16 on GPUs that support it, else fp16 with the grad scaler; fp32 on the CPU;
+    - "bf16": bfloat16 autocast (on the CPU too), no scaler;
+    - "fp16": float16 autocast with the grad scaler, on the CPU where this torch supports it.
+    A mode the device cannot do is a ValueError that says so.
+    """
     if mode not in AMP_MODES:
         raise ValueError(f"amp mode {mode!r} is unknown; valid modes: {', '.join(AMP_MODES)}.")
-    if mode == "off":
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return FP32
-    if device.type != "cuda":
-        if mode != "auto":
+    if device.type == "cuda":
+        if mode == "auto":
+            return BF16 if torch.cuda.is_bf16_supported() else FP16
+        if mode == "bf16" and not torch.cuda.is_bf16_supported():
             raise ValueError(
-                f"amp mode {mode!r} needs a CUDA device, got {device}; use 'auto' or 'off'."
+                f"amp mode 'bf16' needs a GPU with bfloat16 support; {device} "
+                f"({torch.cuda.get_device_name(device)}) has none: use 'fp16' or 'auto'."
             )
-        return FP32
-    if mode == "auto":
-        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return BF16 if mode == "bf16" else FP16
+    if device.type != "cpu":
+        raise ValueError(f"amp mode {mode!r} is not supported on {device}; use 'off'.")
+    if mode == "fp16" and not cpu_supports_fp16():
+        raise ValueError(
+            f"amp mode 'fp16' on the CPU needs float16 autocast and a CPU grad scaler, which "
+            f"torch {torch.__version__} lacks here; use 'bf16' or 'off' on the CPU."
+        )
     return BF16 if mode == "bf16" else FP16
+
+
+@functools.cache
+def cpu_supports_fp16() -> bool:
+    """Whether this torch runs float16 autocast and the grad scaler on the CPU."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch warns, then disables, an unsupported dtype
+            with torch.autocast("cpu", dtype=torch.float16):
+                product = torch.ones(2, 2) @ torch.ones(2, 2)
+            torch.amp.GradScaler("cpu")
+    except (RuntimeError, UserWarning, AttributeError):
+        return False
+    return product.dtype == torch.float16

@@ -16,7 +16,7 @@ from ssformer_repro.training.checkpoint import capture_rng_state, restore_rng_st
 from ssformer_repro.training.device import AmpSettings, amp_settings, resolve_device
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.schedules import build_scheduler
-from ssformer_repro.training.settings import TrainingConfig, resolve_auto
+from ssformer_repro.training.settings import TrainingSettings, resolve_auto
 
 
 def seed_everything(seed: int) -> None:
@@ -35,7 +35,7 @@ class Placement:
     memory_format: torch.memory_format
 
     @classmethod
-    def for_config(cls, config: TrainingConfig, context: DistributedContext) -> "Placement":
+    def for_config(cls, config: TrainingSettings, context: DistributedContext) -> "Placement":
         """Resolve the device (this process's GPU under torchrun), AMP and channels-last."""
         device = context.device_for(resolve_device(config.device))
         channels_last = resolve_auto(config.channels_last, device.type == "cuda")
@@ -71,17 +71,17 @@ class RunParts:
     loader_generator: torch.Generator
 
     @classmethod
-    def build(cls, model: nn.Module, config: TrainingConfig, placement: Placement) -> "RunParts":
+    def build(cls, model: nn.Module, config: TrainingSettings, placement: Placement) -> "RunParts":
         """Move the model to the device and build AdamW, the schedule and the gradient scaler."""
-        on_cuda = placement.device.type == "cuda"
+        fused = resolve_auto(config.fused_optimizer, placement.device.type == "cuda")
         model.to(placement.device, memory_format=placement.memory_format)
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=on_cuda
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused
         )
         return cls(
             model=model,
             optimizer=optimizer,
-            scheduler=build_scheduler(optimizer, config.scheduler),
+            scheduler=build_scheduler(optimizer, config.scheduler.model_dump()),
             scaler=torch.amp.GradScaler(
                 placement.device.type, enabled=placement.amp.use_grad_scaler
             ),

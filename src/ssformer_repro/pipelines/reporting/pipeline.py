@@ -13,9 +13,15 @@ from . import nodes
 def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     """Tables and figures of the study from the grid's test metrics and training histories."""
     runs = grid_runs((parameters or pipeline_parameters())["reproduce"])
-    # Node arguments keyed by run name; outside the namespace they are the runs' own datasets.
-    test_metrics = {run.name: f"{run.namespace}.test_metrics" for run in runs}
-    histories = {run.name: f"{run.namespace}.history" for run in runs}
+    # Node arguments keyed by run name, read from inputs named in the template `<output>_<i>`
+    # and mapped below to each run's own datasets, "<run namespace>.<output>".
+    test_metrics = {run.name: f"test_metrics_{index}" for index, run in enumerate(runs)}
+    histories = {run.name: f"history_{index}" for index, run in enumerate(runs)}
+    external = {
+        f"{output}_{index}": f"{run.namespace}.{output}"
+        for index, run in enumerate(runs)
+        for output in ("test_metrics", "history")
+    }
     template = Pipeline(
         [
             Node(nodes.collect_runs, test_metrics, "study_runs", name="collect_runs"),
@@ -54,6 +60,6 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     return Pipeline(
         template,
         namespace="reporting",
-        inputs=set(test_metrics.values()) | set(histories.values()),
+        inputs=external,
         parameters={"params:model_sizes": "params:model_sizes"},
     )
