@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("pyproject.toml", "README.md", "conf", "src")
@@ -59,7 +60,11 @@ def copy_project(target: Path) -> Path:
 
 def kedro(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the ``kedro`` CLI of this environment inside ``project``."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        "COLUMNS": "1000",  # Kedro logs through rich: one line per message, not wrapped
+    }
     result = subprocess.run(
         [sys.executable, "-m", "kedro", *args],
         cwd=project,
@@ -87,3 +92,40 @@ def reproduced(demo_project: Path) -> Path:
     """The demo project after one 2-epoch `reproduce` run, shared by the tests of its outputs."""
     kedro(demo_project, "run", "--pipelines=reproduce", "--env=demo", "--params=training.epochs=2")
     return demo_project
+
+
+def edit_yaml(path: Path, change) -> None:
+    """Apply `change(content)` to the YAML file at `path` (an empty mapping if it is new)."""
+    content = yaml.safe_load(path.read_text()) if path.exists() else {}
+    change(content)
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+
+def shrink_demo(
+    project: Path, heads: int = 2, n_images: int = 20, tracking: bool = True
+) -> list[str]:
+    """A project copy's demo cut to one dataset of `n_images`, one backbone, the first `heads`
+    heads and one epoch (MLflow on or off); returns the run names."""
+    conf = project / "conf" / "demo"
+    grid = yaml.safe_load((conf / "parameters_reproduce.yml").read_text())["reproduce"]
+    dataset, backbone, chosen = grid["datasets"][0], grid["backbones"][0], grid["heads"][:heads]
+
+    def data_processing(parameters: dict) -> None:
+        parameters["data_processing"]["datasets"] = [dataset]
+        parameters["datasets"][dataset]["synthetic"]["n_images"] = n_images
+
+    edit_yaml(
+        conf / "parameters_reproduce.yml",
+        lambda p: p["reproduce"].update(datasets=[dataset], backbones=[backbone], heads=chosen),
+    )
+    edit_yaml(conf / "parameters_data_processing.yml", data_processing)
+    edit_yaml(conf / "parameters_training.yml", lambda p: p["training"].update(epochs=1))
+    edit_yaml(
+        conf / "parameters_reporting.yml",
+        lambda p: p.update(
+            model_sizes={"backbones": [backbone], "heads": chosen[:1], "image_size": 64}
+        ),
+    )
+    if not tracking:
+        edit_yaml(conf / "parameters_tracking.yml", lambda p: p.update(tracking={"enabled": False}))
+    return [f"{dataset}.{backbone}.{head}" for head in chosen]

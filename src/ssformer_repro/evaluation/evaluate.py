@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ssformer_repro.config.schema import AugmentationSettings, EvaluationSettings
 from ssformer_repro.evaluation.figures import plot_prediction_examples, select_examples
 from ssformer_repro.evaluation.metrics import EMPTY_MASK_CONVENTION, summarise_scores
 from ssformer_repro.evaluation.predict import evaluate_predictions, predict_probabilities
@@ -18,9 +21,17 @@ from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.augment import build_eval_transform
 from ssformer_repro.polyps.io import read_rgb
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
+from ssformer_repro.storage.atomic import write_atomically
+from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
 from ssformer_repro.training.checkpoint import load_best_model
 from ssformer_repro.training.device import amp_settings, resolve_device
 from ssformer_repro.training.failures import explained_resource_errors
+
+logger = logging.getLogger(__name__)
+
+# Kept in the run's folder (data/06_models/<run>/): the last scores and what they came from.
+EVALUATION_RECORD = "evaluation.json"
+EVALUATION_SCORES = "evaluation_scores.csv"
 
 
 class TrainedModel:
@@ -56,9 +67,71 @@ class TrainedModel:
 
 
 def evaluate_checkpoint(
+    run: GridRun,
+    settings: dict[str, Any],
+    split_manifest: pd.DataFrame,
+    checkpoint: str | Path,
+    run_folder: Path | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-image test scores and the run's test metrics (mDice, mIoU, toolbox, convention).
+
+    With `run_folder`, the scores are kept there with what they were computed from (the
+    checkpoint's and manifest's contents, the evaluation and augmentation settings, the code);
+    scoring the same again returns them without predicting anything.
+    """
+    key = evaluation_key(settings, split_manifest, checkpoint)
+    if run_folder is not None:
+        stored = _stored_evaluation(run_folder, key)
+        if stored is not None:
+            logger.info("run %r: test split already scored from this checkpoint.", run.name)
+            return stored
+    per_image, metrics = _score(run, settings, split_manifest, checkpoint)
+    if run_folder is not None:
+        _store_evaluation(run_folder, key, per_image, metrics)
+    return per_image, metrics
+
+
+def evaluation_key(
+    settings: dict[str, Any], split_manifest: pd.DataFrame, checkpoint: str | Path
+) -> dict[str, Any]:
+    """What a run's test scores depend on."""
+    return {
+        "checkpoint": path_digest(checkpoint),
+        "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
+        "evaluation": EvaluationSettings.model_validate(settings["evaluation"]).model_dump(
+            mode="json"
+        ),
+        "augmentation": AugmentationSettings.model_validate(settings["augmentation"]).model_dump(
+            mode="json"
+        ),
+        "code": result_code_digests(),
+    }
+
+
+def _stored_evaluation(run_folder: Path, key: dict) -> tuple[pd.DataFrame, dict] | None:
+    record, scores = run_folder / EVALUATION_RECORD, run_folder / EVALUATION_SCORES
+    if not (record.is_file() and scores.is_file()):
+        return None
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    if stored.get("key") != key:
+        return None
+    per_image = pd.read_csv(scores, dtype={"id": str}, keep_default_na=False)
+    return per_image, stored["metrics"]
+
+
+def _store_evaluation(run_folder: Path, key: dict, per_image: pd.DataFrame, metrics: dict) -> None:
+    scores = per_image.to_csv(index=False).encode()
+    write_atomically(run_folder / EVALUATION_SCORES, lambda file: file.write(scores))
+    record = json.dumps({"key": key, "metrics": metrics}, indent=2).encode()
+    write_atomically(run_folder / EVALUATION_RECORD, lambda file: file.write(record))
+
+
+def _score(
     run: GridRun, settings: dict[str, Any], split_manifest: pd.DataFrame, checkpoint: str | Path
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-image test scores and the run's test metrics (mDice, mIoU, toolbox, convention)."""
     model = TrainedModel(run, settings, checkpoint)
     evaluation = settings["evaluation"]
     with explained_resource_errors(

@@ -66,6 +66,19 @@ def build_model(
     return Segmenter(backbone_module, head_module)
 
 
+def model_choices(backbone: str, head: str, model: Mapping[str, Any]) -> dict[str, Any]:
+    """What a `model` parameters block sets for one backbone x head: its weights and its head's
+    options, with the schema's defaults filled in (config/schema.py, ModelSettings)."""
+    from ssformer_repro.config.schema import ModelSettings
+
+    settings = ModelSettings.model_validate(model)
+    options = getattr(settings.head_options, head, None)
+    return {
+        "pretrained": (settings.pretrained or {}).get(backbone),
+        "head_options": options.model_dump(exclude_none=True) if options is not None else {},
+    }
+
+
 def build_configured_model(
     backbone: str, head: str, model: Mapping[str, Any], with_pretrained: bool = True
 ) -> Segmenter:
@@ -73,6 +86,6 @@ def build_configured_model(
 
     `with_pretrained=False` skips the ImageNet weights, e.g. before loading a trained checkpoint.
     """
-    weights = (model.get("pretrained") or {}).get(backbone) if with_pretrained else None
-    head_options = (model.get("head_options") or {}).get(head) or {}
-    return build_model(backbone, head, pretrained=weights, **head_options)
+    choices = model_choices(backbone, head, model)
+    weights = choices["pretrained"] if with_pretrained else None
+    return build_model(backbone, head, pretrained=weights, **choices["head_options"])

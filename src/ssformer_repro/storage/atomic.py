@@ -105,6 +105,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); follow the umask
     try:
         yield staging
         retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
@@ -147,6 +148,13 @@ def fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def _umask() -> int:
+    """The process's umask (os.umask can only be read by setting it)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _free_bytes(folder: Path) -> int | None:

@@ -79,6 +79,12 @@ class ChildRun:
         if self.run_id is not None:
             mlflow.log_metrics(metrics, run_id=self.run_id)
 
+    def logged_metrics(self) -> dict[str, float]:
+        """The latest value of every metric the run holds ({} when tracking is off)."""
+        if self.run_id is None:
+            return {}
+        return dict(mlflow.MlflowClient().get_run(self.run_id).data.metrics)
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Copy a file (checkpoint, table) into the run's artifacts."""
         if self.run_id is not None:
@@ -92,18 +98,39 @@ class ChildRun:
 
 @contextmanager
 def child_run(
-    tracking: dict[str, Any], run_name: str, params: dict[str, Any] | None = None
+    tracking: dict[str, Any],
+    run_name: str,
+    params: dict[str, Any] | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[ChildRun]:
-    """Open (and close) a nested child run of the active ``kedro run``'s MLflow run."""
+    """Open (and close) a nested child run of the active ``kedro run``'s MLflow run.
+
+    With `resume_run_id` (an interrupted run's child, recorded in its last.pt), that run is
+    continued when the store still has it, so one model keeps one MLflow run; its parameters
+    were logged when it started.
+    """
     if not tracking.get("enabled", True):
         yield ChildRun(None)
         return
     configure_tracking(tracking)
-    with mlflow.start_run(run_name=run_name, nested=mlflow.active_run() is not None) as run:
+    nested = mlflow.active_run() is not None
+    if resume_run_id is not None and _exists(resume_run_id):
+        with mlflow.start_run(run_id=resume_run_id, nested=nested) as run:
+            yield ChildRun(run.info.run_id)
+        return
+    with mlflow.start_run(run_name=run_name, nested=nested) as run:
         mlflow.set_tag("ssformer.run", run_name)
         if params:
             mlflow.log_params(flatten(params))
         yield ChildRun(run.info.run_id)
+
+
+def _exists(run_id: str) -> bool:
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
 
 
 def existing_child_run(tracking: dict[str, Any], run_id: str | None) -> ChildRun:

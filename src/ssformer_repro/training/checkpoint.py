@@ -6,6 +6,7 @@ written atomically and read back with `weights_only=True`. `resume` restores a r
 `last.pt` when the settings allow it; `CheckpointWriter` writes the files after an epoch.
 """
 
+import json
 import logging
 import math
 import random
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from ssformer_repro.storage.atomic import write_atomically
-from ssformer_repro.training.settings import RESUMABLE_CHANGES, TrainingConfig
+from ssformer_repro.training.settings import RESUMABLE_CHANGES, TrainingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ LAST_CHECKPOINT_KEYS = (
     "rng",
     "loader_rng",
     "config",
+    "fingerprint",
 )
 SUPERSEDED_FOLDER = "superseded"
 
@@ -61,13 +63,15 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     write_atomically(path, lambda file: torch.save(state, file))
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False
+) -> dict:
     """Load a checkpoint with `weights_only=True`; a corrupt or truncated file raises CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist.")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:
         raise CheckpointError(
             f"cannot read checkpoint {path}: it is corrupt, truncated or holds objects that "
@@ -125,16 +129,28 @@ class ChangedSettingsError(ValueError):
     """`last.pt` was written with other settings or inputs than this run's."""
 
 
+def run_fingerprint(config: TrainingSettings, inputs: dict | None = None) -> dict:
+    """What a run's result depends on: its training settings (but those that may change on
+    resume, such as `epochs`) and its other `inputs` (model, augmentation, data, code)."""
+    training = config.model_dump(mode="json", exclude=set(RESUMABLE_CHANGES))
+    return {"training": training, **(inputs or {})}
+
+
 def resume(
-    parts, last_path: Path, config: TrainingConfig, run_name: str, is_main: bool
+    parts,
+    last_path: Path,
+    config: TrainingSettings,
+    run_name: str,
+    is_main: bool,
+    inputs: dict | None = None,
 ) -> RunState:
     """Restore `parts` (a RunParts) from `last.pt` and return the progress it holds.
 
-    With ``on_changed_settings: restart``, a `last.pt` of other settings is moved aside (never
-    deleted) and training starts from scratch.
+    With ``on_changed_settings: restart``, a `last.pt` of other settings or inputs is moved
+    aside (never deleted) and training starts from scratch.
     """
     try:
-        checkpoint = load_resumable(last_path, config)
+        checkpoint = load_resumable(last_path, config, inputs)
     except ChangedSettingsError as error:
         if config.on_changed_settings != "restart":
             raise
@@ -162,8 +178,10 @@ class CheckpointWriter:
     last write, and after the final epoch."""
 
     run_dir: Path
-    config: TrainingConfig
+    config: TrainingSettings
     run_name: str
+    fingerprint: dict
+    metadata: dict = field(default_factory=dict)
     last_written: float = field(default_factory=time.monotonic)
 
     def after_epoch(self, parts, state: RunState, improved: bool) -> None:
@@ -172,12 +190,12 @@ class CheckpointWriter:
             state.unsaved_best = best_checkpoint(parts.model, state, self.config, self.run_name)
         waited = time.monotonic() - self.last_written
         if state.epoch == self.config.epochs or waited >= self.config.checkpoint_every_seconds:
-            save_epoch(parts, state, self.config, self.run_dir, self.run_name)
+            save_epoch(parts, state, self)
             self.last_written = time.monotonic()
 
 
 def best_checkpoint(
-    model: nn.Module, state: RunState, config: TrainingConfig, run_name: str
+    model: nn.Module, state: RunState, config: TrainingSettings, run_name: str
 ) -> dict:
     """The contents of `best.pt` for the epoch just recorded, with the weights copied to the CPU."""
     latest = state.history[-1]
@@ -188,18 +206,17 @@ def best_checkpoint(
         "epoch": state.epoch,
         "val_mdice": latest["val_mdice"],
         "val_miou": latest["val_miou"],
-        "config": config.to_dict(),
+        "config": config.model_dump(mode="json"),
         "run_name": run_name,
     }
 
 
-def save_epoch(
-    parts, state: RunState, config: TrainingConfig, run_dir: Path, run_name: str
-) -> None:
+def save_epoch(parts, state: RunState, writer: CheckpointWriter) -> None:
     """Write `best.pt` if a better epoch waits to be saved, then `last.pt` and `history.csv`.
 
     best.pt goes first, so the best epoch recorded in last.pt always has its weights on disk.
     """
+    run_dir = writer.run_dir
     if state.unsaved_best is not None:
         save_checkpoint(state.unsaved_best, run_dir / BEST_CHECKPOINT)
         state.unsaved_best = None
@@ -209,8 +226,10 @@ def save_epoch(
         "best_val_mdice": state.best_val_mdice,
         "best_epoch": state.best_epoch,
         "history": state.history,
-        "config": config.to_dict(),
-        "run_name": run_name,
+        "config": writer.config.model_dump(mode="json"),
+        "fingerprint": writer.fingerprint,
+        "metadata": writer.metadata,
+        "run_name": writer.run_name,
     }
     save_checkpoint(last, run_dir / LAST_CHECKPOINT)
     history_csv = pd.DataFrame(state.history, columns=HISTORY_COLUMNS).to_csv(index=False)
@@ -226,29 +245,37 @@ def load_best_model(model: nn.Module, run_dir_or_path: str | Path) -> nn.Module:
     return model
 
 
-def load_resumable(last_path: Path, config: TrainingConfig) -> dict:
-    """Read `last.pt` and refuse it unless it was written by this run's configuration."""
-    checkpoint = load_checkpoint(last_path)
+def load_resumable(
+    last_path: Path, config: TrainingSettings, inputs: dict | None = None, mmap: bool = False
+) -> dict:
+    """Read `last.pt` and refuse it unless this run's settings and inputs made it.
+
+    Raises ChangedSettingsError naming each differing setting or input (dotted keys, e.g.
+    `augmentation.rotate.p: 0.5 -> 0.3`). `mmap` maps the tensors instead of reading them,
+    for a look at the run's progress only.
+    """
+    checkpoint = load_checkpoint(last_path, mmap=mmap)
     missing = [key for key in LAST_CHECKPOINT_KEYS if key not in checkpoint]
     if missing:
         raise CheckpointError(
             f"{last_path} is not a training checkpoint of this code (missing {missing}); "
             "delete it or use a new run directory."
         )
-    saved, current = checkpoint["config"], config.to_dict()
+    saved = flatten(checkpoint["fingerprint"])
+    current = flatten(json.loads(json.dumps(run_fingerprint(config, inputs))))
     differing = sorted(
-        key
-        for key in (saved.keys() | current.keys()) - RESUMABLE_CHANGES
-        if saved.get(key) != current.get(key)
+        key for key in saved.keys() | current.keys() if saved.get(key) != current.get(key)
     )
     if differing:
-        changes = "; ".join(
-            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing
+        shown = "; ".join(
+            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in differing[:8]
         )
+        more = f"; and {len(differing) - 8} more" if len(differing) > 8 else ""
         raise ChangedSettingsError(
-            f"{last_path} was written with a different training configuration ({changes}). "
-            "Only epochs may change when resuming: delete that file to start over, use a new "
-            "run directory, or set training.on_changed_settings: restart."
+            f"{last_path} was written with other settings or inputs ({shown}{more}). Only "
+            f"{', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming: set "
+            "training.on_changed_settings: restart to move the old run to superseded/ and "
+            "train afresh, or delete the run's folder."
         )
     if checkpoint["epoch"] > config.epochs:
         raise ValueError(
@@ -256,6 +283,17 @@ def load_resumable(last_path: Path, config: TrainingConfig) -> dict:
             f"{config.epochs}; raise epochs, or use a new run directory."
         )
     return checkpoint
+
+
+def flatten(settings: dict, prefix: str = "") -> dict:
+    """Nested settings as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def supersede(run_dir: Path) -> Path:

@@ -3,9 +3,10 @@
 AdamW, mixed precision on CUDA, validation every `val_every` epochs, atomic checkpoints
 (`last.pt`, `best.pt`) and exact resume from `last.pt` (checkpoint.py); data-parallel over
 several processes when torchrun starts it (distributed.py, docs/scaling.md). The settings are
-`TrainingConfig` (settings.py); the parts of a run are `Placement` and `RunParts` (parts.py).
+`TrainingSettings` (settings.py); the parts of a run are `Placement` and `RunParts` (parts.py).
 """
 
+import json
 import logging
 import math
 import time
@@ -27,12 +28,13 @@ from ssformer_repro.training.checkpoint import (
     CheckpointWriter,
     RunState,
     resume,
+    run_fingerprint,
 )
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.failures import applied_updates, count_skipped_steps
 from ssformer_repro.training.loss import build_loss
 from ssformer_repro.training.parts import Placement, RunParts, seed_everything
-from ssformer_repro.training.settings import COMPILE_PAYS_BACK, TrainingConfig, resolve_auto
+from ssformer_repro.training.settings import COMPILE_PAYS_BACK, TrainingSettings, resolve_auto
 
 logger = logging.getLogger(__name__)
 
@@ -56,16 +58,20 @@ def train_segmenter(
     model: nn.Module,
     train_set: Dataset,
     val_set: Dataset,
-    config: TrainingConfig,
+    config: TrainingSettings,
     run_dir: str | Path,
     run_name: str,
     on_epoch_end: Callable[[dict], None] | None = None,
+    inputs: dict | None = None,
+    metadata: dict | None = None,
 ) -> TrainingResult:
     """Train `model` (in place), select the best epoch by validation mDice, checkpoint to `run_dir`.
 
     Datasets yield {"image": (3,S,S) float, "mask": (1,S,S) in {0,1}, "id": str}. If
-    `run_dir/last.pt` exists with the same config (only `epochs` may grow), training resumes
-    after its epoch; with num_workers=0 the result equals an uninterrupted run exactly.
+    `run_dir/last.pt` exists with the same settings and `inputs` (what else the result depends
+    on: model, augmentation, data, code; only `epochs` may grow), training resumes after its
+    epoch; with num_workers=0 the result equals an uninterrupted run exactly. `metadata` (e.g.
+    the MLflow run id) is stored in last.pt beside them.
 
     Under torchrun every process calls this with the same arguments (docs/scaling.md): each
     trains on its share of every global batch of `batch_size` images in DistributedDataParallel;
@@ -88,7 +94,7 @@ def train_segmenter(
     parts = RunParts.build(model, config, placement)
     last_path = run_dir / LAST_CHECKPOINT
     state = (
-        resume(parts, last_path, config, run_name, context.is_main)
+        resume(parts, last_path, config, run_name, context.is_main, inputs)
         if last_path.exists()
         else RunState()
     )
@@ -101,8 +107,11 @@ def train_segmenter(
     with context.process_group(config.distributed_backend, placement.device):
         # `parts.model` is the raw model (validated, saved); `model` is what training calls.
         model = training_model(parts.model, config, context, placement.device)
-        epoch_step = EpochStep(parts, model, build_loss(config.loss), placement, config, context)
-        checkpoints = CheckpointWriter(run_dir, config, run_name)
+        epoch_step = EpochStep(
+            parts, model, build_loss(config.loss.model_dump()), placement, config, context
+        )
+        fingerprint = json.loads(json.dumps(run_fingerprint(config, inputs)))
+        checkpoints = CheckpointWriter(run_dir, config, run_name, fingerprint, metadata or {})
         for epoch in range(state.epoch + 1, config.epochs + 1):
             where = f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}"
             row = epoch_step(epoch, train_loader, val_loader, where)
@@ -124,7 +133,7 @@ class EpochStep:
     model: nn.Module  # `parts.model`, or it wrapped in DDP / torch.compile
     loss_fn: nn.Module
     placement: Placement
-    config: TrainingConfig
+    config: TrainingSettings
     context: DistributedContext
 
     def __call__(
@@ -243,7 +252,7 @@ def validate(
 def make_loaders(
     train_set: Dataset,
     val_set: Dataset,
-    config: TrainingConfig,
+    config: TrainingSettings,
     context: DistributedContext,
     parts: RunParts,
     on_cuda: bool,
@@ -265,7 +274,10 @@ def make_loaders(
 
 
 def training_model(
-    raw_model: nn.Module, config: TrainingConfig, context: DistributedContext, device: torch.device
+    raw_model: nn.Module,
+    config: TrainingSettings,
+    context: DistributedContext,
+    device: torch.device,
 ) -> nn.Module:
     """`raw_model` as training calls it: in DDP under torchrun, compiled when `compile` is on.
 

@@ -1,29 +1,51 @@
-"""Train one run of the grid: its network, its dataset's cached splits, MLflow, the loop."""
+"""Train one run of the grid: its network, its dataset's cached splits, MLflow, the loop.
+
+A run's result depends on its settings and on its inputs: the model settings of its backbone
+and head and their weights file, its augmentation, its dataset (the split manifest and the
+decoded cache) and the code that computes it (storage.digests.RESULT_PACKAGES). `run_inputs`
+fingerprints them; `last.pt` keeps the fingerprint, and a run whose fingerprint changed is
+refused or restarted (`training.on_changed_settings`), naming what changed. `kedro run` and
+`dvc repro` compute the same fingerprint, so either resumes what the other trained.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ssformer_repro.config.schema import AugmentationSettings
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
+from ssformer_repro.models.pretrained import is_weights_path
+from ssformer_repro.models.segmenter import model_choices
 from ssformer_repro.polyps.augment import build_eval_transform, build_train_transform
 from ssformer_repro.polyps.cache import DecodedCache
 from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
+from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
 from ssformer_repro.tracking.runs import child_run, git_commit
+from ssformer_repro.training.checkpoint import (
+    HISTORY_COLUMNS,
+    LAST_CHECKPOINT,
+    ChangedSettingsError,
+    load_resumable,
+)
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.failures import explained_resource_errors
 from ssformer_repro.training.loop import train_segmenter
 from ssformer_repro.training.parts import seed_everything
-from ssformer_repro.training.settings import TrainingConfig
+from ssformer_repro.training.settings import TrainingSettings
+
+logger = logging.getLogger(__name__)
 
 
 def train_run(
     run: GridRun,
     settings: dict[str, Any],
     decoded_cache: DecodedCache,
+    split_manifest: pd.DataFrame,
     run_folder: Path,
     tracking: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -31,11 +53,21 @@ def train_run(
 
     `settings` holds the run's resolved `training`, `model` and `augmentation` blocks. Returns
     the run's summary (best checkpoint, epoch, validation mDice, MLflow child run) and history.
+    A run that already finished with these settings and inputs returns its results as they
+    are: nothing is trained, and no MLflow run is opened.
     """
     context = DistributedContext.from_env()
     if not context.is_main:
         tracking = {**tracking, "enabled": False}  # under torchrun, rank 0 alone logs to MLflow
-    config = TrainingConfig.from_dict(settings["training"])
+    config = TrainingSettings.model_validate(settings["training"])
+    inputs = run_inputs(run, settings, decoded_cache, split_manifest)
+    previous = _previous_run(run_folder / LAST_CHECKPOINT, config, inputs)
+    if previous is not None and previous["epoch"] == config.epochs:
+        logger.info(
+            "run %r: already trained for %d epochs; nothing to do.", run.name, config.epochs
+        )
+        return _summary(run, config, run_folder, previous), _history(previous)
+
     seed_everything(config.seed)
     network = build_configured_model(run.backbone, run.head, settings["model"])
     augmentation = settings["augmentation"]
@@ -47,8 +79,9 @@ def train_run(
     )
     # kedro runs from the project root, so the working directory is the project's git checkout.
     params = {**run.fields(), "name": run.name, **settings, "git_commit": git_commit(Path.cwd())}
+    resume_id = (previous or {}).get("metadata", {}).get("mlflow_run_id")
     with (
-        child_run(tracking, run.name, params) as tracked,
+        child_run(tracking, run.name, params, resume_run_id=resume_id) as tracked,
         explained_resource_errors(run.name, config.batch_size, context.world_size),
     ):
         result = train_segmenter(
@@ -59,16 +92,79 @@ def train_run(
             run_dir=run_folder,
             run_name=run.name,
             on_epoch_end=tracked.log_epoch,
+            inputs=inputs,
+            metadata={"mlflow_run_id": tracked.run_id},
         )
         if tracking.get("log_checkpoints"):
             tracked.log_artifact(result.best_checkpoint, artifact_path="checkpoints")
-    summary = {
-        **run.fields(),
-        "name": run.name,
-        "checkpoint": str(result.best_checkpoint),
+    last = {
         "best_epoch": result.best_epoch,
         "best_val_mdice": result.best_val_mdice,
-        "epochs": config.epochs,
-        "mlflow_run_id": tracked.run_id,
+        "metadata": {"mlflow_run_id": tracked.run_id},
     }
-    return summary, result.history
+    return _summary(run, config, run_folder, last), result.history
+
+
+def run_inputs(
+    run: GridRun,
+    settings: dict[str, Any],
+    decoded_cache: DecodedCache,
+    split_manifest: pd.DataFrame,
+) -> dict[str, Any]:
+    """What the run's result depends on besides its training settings (see the module doc)."""
+    model = model_choices(run.backbone, run.head, settings["model"])
+    weights = model["pretrained"]
+    augmentation = AugmentationSettings.model_validate(settings["augmentation"])
+    return {
+        "model": {
+            **model,
+            "pretrained_file": path_digest(weights)
+            if weights and is_weights_path(weights)
+            else None,
+        },
+        "augmentation": augmentation.model_dump(mode="json"),
+        "data": {
+            "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
+            "cache": cache_digest(decoded_cache),
+        },
+        "code": result_code_digests(),
+    }
+
+
+def cache_digest(cache: DecodedCache) -> str:
+    """MD5 of a decoded cache: its ids, splits, images and masks."""
+    labels = "\n".join(
+        f"{sample_id},{split}" for sample_id, split in zip(cache.ids, cache.splits, strict=True)
+    )
+    return bytes_digest([labels.encode(), memoryview(cache.images), memoryview(cache.masks)])
+
+
+def _previous_run(last_path: Path, config: TrainingSettings, inputs: dict) -> dict | None:
+    """The run's last.pt (memory-mapped) when it can be resumed; None when there is none, or
+    when it is of other settings and `on_changed_settings: restart` will move it aside."""
+    if not last_path.exists():
+        return None
+    try:
+        return load_resumable(last_path, config, inputs, mmap=True)
+    except ChangedSettingsError:
+        if config.on_changed_settings == "restart":
+            return None
+        raise
+
+
+def _summary(
+    run: GridRun, config: TrainingSettings, run_folder: Path, last: dict
+) -> dict[str, Any]:
+    return {
+        **run.fields(),
+        "name": run.name,
+        "checkpoint": str(run_folder / "best.pt"),
+        "best_epoch": last["best_epoch"],
+        "best_val_mdice": last["best_val_mdice"],
+        "epochs": config.epochs,
+        "mlflow_run_id": last.get("metadata", {}).get("mlflow_run_id"),
+    }
+
+
+def _history(checkpoint: dict) -> pd.DataFrame:
+    return pd.DataFrame(checkpoint["history"], columns=HISTORY_COLUMNS)

@@ -17,6 +17,7 @@ from ssformer_repro.grid.runs import GridRun, run_settings
 
 def train(
     decoded_cache,
+    split_manifest: pd.DataFrame,
     run_folder: Path,
     training: dict[str, Any],
     model: dict[str, Any],
@@ -29,12 +30,14 @@ def train(
     from ssformer_repro.training.run import train_run
 
     shared = {"training": training, "model": model, "augmentation": augmentation}
-    return train_run(run, run_settings(run, shared, reproduce), decoded_cache, run_folder, tracking)
+    settings = run_settings(run, shared, reproduce)
+    return train_run(run, settings, decoded_cache, split_manifest, run_folder, tracking)
 
 
 def evaluate(
     split_manifest: pd.DataFrame,
     training_summary: dict[str, Any],
+    run_folder: Path,
     model: dict[str, Any],
     augmentation: dict[str, Any],
     evaluation: dict[str, Any],
@@ -46,7 +49,8 @@ def evaluate(
 
     shared = {"model": model, "augmentation": augmentation, "evaluation": evaluation}
     settings = run_settings(run, shared, reproduce)
-    return evaluate_checkpoint(run, settings, split_manifest, training_summary["checkpoint"])
+    checkpoint = training_summary["checkpoint"]
+    return evaluate_checkpoint(run, settings, split_manifest, checkpoint, run_folder)
 
 
 def plot_examples(

@@ -27,6 +27,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
                 _for_run(nodes.train, run),
                 inputs={
                     "decoded_cache": "decoded_cache",
+                    "split_manifest": "split_manifest",
                     "run_folder": "run_folder",
                     "training": "params:training",
                     "model": "params:model",
@@ -42,6 +43,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
                 inputs={
                     "split_manifest": "split_manifest",
                     "training_summary": "training_summary",
+                    "run_folder": "run_folder",
                     "model": "params:model",
                     "augmentation": "params:augmentation",
                     "evaluation": "params:evaluation",
