@@ -22,7 +22,8 @@ from ssformer_repro.grid.runs import GridRun, grid_runs
 from ssformer_repro.pipelines.data_processing.pipeline import dataset_pipeline
 from ssformer_repro.pipelines.reporting import pipeline as reporting_pipeline
 from ssformer_repro.pipelines.training.pipeline import run_pipeline
-from tests.conftest import PROJECT_ROOT, copy_project
+from ssformer_repro.storage.digests import RESULT_PACKAGES
+from tests.conftest import PROJECT_ROOT, copy_project, edit_yaml, shrink_demo
 
 pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
 
@@ -40,6 +41,7 @@ def run(project: Path, *command: str) -> str:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
         "OMP_NUM_THREADS": "1",  # tiny models: one thread per process shares 2 cores best
+        "COLUMNS": "1000",  # Kedro logs through rich: one line per message, not wrapped
     }
     result = subprocess.run(
         command, cwd=project, env=env, capture_output=True, text=True, check=False
@@ -84,12 +86,6 @@ def config_loader(project: Path, env: str | None):
     from ssformer_repro.settings import CONFIG_LOADER_ARGS
 
     return OmegaConfigLoader(conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
-
-
-def edit_yaml(path: Path, change) -> None:
-    content = yaml.safe_load(path.read_text()) if path.exists() else {}
-    change(content)
-    path.write_text(yaml.safe_dump(content, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
@@ -174,35 +170,15 @@ def test_train_stages_persist_and_resume_only_their_own_inputs(
         assert persistent == {"06_models"}, f"{stage.name}: the run folder must persist"
         run = stage.name.removeprefix("train@").replace("-", ".", 2)
         assert "training.on_changed_settings=restart" in stage.cmd
-        assert re.search(
-            rf"resume_key=inputs-\$\(md5sum \S+/runs/{re.escape(run)}\.json", stage.cmd
-        )
-
-
-def shrink_demo(project: Path) -> list[str]:
-    """One dataset of 20 images, one backbone, two heads, one epoch, no MLflow; the runs."""
-    conf = project / "conf" / "demo"
-    grid = yaml.safe_load((conf / "parameters_reproduce.yml").read_text())["reproduce"]
-    dataset, backbone, heads = grid["datasets"][0], grid["backbones"][0], grid["heads"][:2]
-
-    def data_processing(parameters: dict) -> None:
-        parameters["data_processing"]["datasets"] = [dataset]
-        parameters["datasets"][dataset]["synthetic"]["n_images"] = 20
-
-    edit_yaml(
-        conf / "parameters_reproduce.yml",
-        lambda p: p["reproduce"].update(datasets=[dataset], backbones=[backbone], heads=heads),
-    )
-    edit_yaml(conf / "parameters_data_processing.yml", data_processing)
-    edit_yaml(conf / "parameters_training.yml", lambda p: p["training"].update(epochs=1))
-    edit_yaml(
-        conf / "parameters_reporting.yml",
-        lambda p: p.update(
-            model_sizes={"backbones": [backbone], "heads": heads[:1], "image_size": 64}
-        ),
-    )
-    edit_yaml(conf / "parameters_tracking.yml", lambda p: p.update(tracking={"enabled": False}))
-    return [f"{dataset}.{backbone}.{head}" for head in heads]
+        assert f"--namespaces={run}" in stage.cmd
+        # Exactly what the run's fingerprint holds (training/run.py): its settings file, its
+        # dataset's manifest and cache, and the code of the packages its result depends on.
+        deps = {Path(os.path.relpath(dep.fs_path, project)).as_posix() for dep in stage.deps}
+        code = {f"src/ssformer_repro/{name}" for name in RESULT_PACKAGES}
+        assert code <= deps
+        assert {dep for dep in deps if dep.startswith("src/")} == code
+        assert any(dep.endswith(f"stage_inputs/runs/{run}.json") for dep in deps)
+        assert not stage.params, "the run's settings come from its stage_inputs file alone"
 
 
 def stages_run(output: str) -> set[str]:
@@ -217,7 +193,7 @@ def stage_name(run: str) -> str:
 def demo_through_dvc(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The demo reproduced, reproduced again, then again after one run's override changed."""
     project = dvc_project(tmp_path_factory.mktemp("dvc_demo"))
-    runs = shrink_demo(project)
+    runs = shrink_demo(project, tracking=False)
     commit(project, "a small demo")
     first = dvc(project, "repro", "demo/dvc.yaml")
     second = dvc(project, "repro", "demo/dvc.yaml")
@@ -229,6 +205,35 @@ def demo_through_dvc(tmp_path_factory: pytest.TempPathFactory) -> dict:
         lambda p: p["reproduce"].update(overrides={changed: {"training": {"lr": 0.002}}}),
     )
     after_override = dvc(project, "repro", "demo/dvc.yaml")
+    commit(project, "an override")
+
+    # Changes no result depends on: a comment in the benchmark, the augmentation preview.
+    with (project / "src/ssformer_repro/benchmark/__init__.py").open("a") as file:
+        file.write("# a comment\n")
+    edit_yaml(
+        project / "conf/demo/parameters_data_processing.yml",
+        lambda p: p["data_processing"]["preview"].update(n_samples=3),
+    )
+    unrelated = dvc(project, "repro", "demo/dvc.yaml")
+    commit(project, "unrelated changes")
+
+    # More epochs for one run: it resumes after its last epoch.
+    edit_yaml(
+        project / "conf/demo/parameters_reproduce.yml",
+        lambda p: p["reproduce"]["overrides"].update({unchanged: {"training": {"epochs": 2}}}),
+    )
+    more_epochs = dvc(project, "repro", "demo/dvc.yaml")
+    # The other way to run gives the same answer: plain kedro finds the run trained.
+    plain_kedro = run(
+        project,
+        sys.executable,
+        "-m",
+        "kedro",
+        "run",
+        "--env=demo",
+        "--pipelines=training",
+        f"--namespaces={unchanged}",
+    )
     data_root = (
         project / yaml.safe_load((project / "conf/demo/globals.yml").read_text())["data_root"]
     )
@@ -245,6 +250,9 @@ def demo_through_dvc(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "second": second,
         "status": status,
         "after_override": after_override,
+        "unrelated": unrelated,
+        "more_epochs": more_epochs,
+        "plain_kedro": plain_kedro,
         "final_status": dvc(project, "status", "demo/dvc.yaml"),
         "metrics": dvc(project, "metrics", "show", "--json", metrics.as_posix()),
     }
@@ -280,3 +288,26 @@ def test_one_runs_override_reruns_that_run_and_the_report_only(demo_through_dvc:
     inputs = demo_through_dvc["data_root"] / "02_intermediate/stage_inputs/runs" / f"{changed}.json"
     assert json.loads(inputs.read_text())["training"]["lr"] == 0.002
     assert UP_TO_DATE in demo_through_dvc["final_status"]
+
+
+def test_changes_no_result_depends_on_retrain_nothing(demo_through_dvc: dict) -> None:
+    ran = stages_run(demo_through_dvc["unrelated"])
+    assert not any(stage.startswith("train@") for stage in ran), ran
+    assert "reporting" not in ran
+    superseded = list((demo_through_dvc["data_root"] / "06_models").glob("*/superseded/*"))
+    assert len(superseded) == 1  # only the run whose lr changed was ever trained again
+
+
+def test_more_epochs_for_one_run_resume_it_under_dvc(demo_through_dvc: dict) -> None:
+    unchanged = demo_through_dvc["unchanged"]
+    output = demo_through_dvc["more_epochs"]
+    assert stage_name(unchanged) in stages_run(output)
+    assert f"run '{unchanged}': resuming from" in output and "after epoch 1" in output
+    history = demo_through_dvc["data_root"] / "07_model_output" / unchanged / "history.csv"
+    assert [line.split(",")[0] for line in history.read_text().splitlines()[1:]] == ["1", "2"]
+
+
+def test_plain_kedro_after_dvc_finds_the_run_trained(demo_through_dvc: dict) -> None:
+    output = demo_through_dvc["plain_kedro"]
+    assert "already trained for 2 epochs; nothing to do" in output
+    assert "ChangedSettingsError" not in output

@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 
 from ssformer_repro.config.loader import load_parameters
-from ssformer_repro.grid.dvc_inputs import (
-    code_fingerprint,
-    dataset_inputs,
-    fingerprint,
-    main,
-    run_inputs,
-    write_stage_inputs,
-)
+from ssformer_repro.grid.dvc_inputs import dataset_inputs, main, run_inputs, write_stage_inputs
 from ssformer_repro.grid.runs import GridRun
+from ssformer_repro.storage.digests import path_digest as fingerprint
 from tests.conftest import PROJECT_ROOT
 
 
@@ -37,7 +31,10 @@ def parameters(tmp_path: Path) -> dict:
         "data_processing": {"datasets": ["real", "synth"], "cache_size": 64},
         "augmentation": {"image_size": 64},
         "training": {"epochs": 2, "lr": 0.001},
-        "model": {"pretrained": {"mit_b0": str(weights)}, "head_options": {"pld": {}}},
+        "model": {
+            "pretrained": {"mit_b0": str(weights)},
+            "head_options": {"pld": {"fusion": "cat"}, "sed": {}},
+        },
         "evaluation": {"threshold": 0.5},
         "reproduce": {
             "datasets": ["real", "synth"],
@@ -82,6 +79,10 @@ def test_a_runs_override_changes_that_runs_inputs_only(parameters: dict) -> None
 def test_run_inputs_fingerprint_the_backbones_weights(parameters: dict) -> None:
     inputs = run_inputs(parameters, GridRun("real", "mit_b0", "pld"))
     assert inputs["pretrained_weights"] == fingerprint(parameters["model"]["pretrained"]["mit_b0"])
+    assert inputs["model"] == {
+        "pretrained": parameters["model"]["pretrained"]["mit_b0"],
+        "head_options": {"fusion": "cat", "dropout": 0.1},
+    }
     parameters["model"]["pretrained"] = None
     assert run_inputs(parameters, GridRun("real", "mit_b0", "pld"))["pretrained_weights"] is None
 
@@ -110,9 +111,23 @@ def test_written_files_cover_the_grid_and_are_stable(parameters: dict, tmp_path:
     assert [path.read_bytes() for path in first] == [path.read_bytes() for path in second]
     real_run = json.loads((tmp_path / "first/runs/real.mit_b0.pld.json").read_text())
     assert real_run["run"] == "real.mit_b0.pld"
-    assert real_run["data"]["raw_files"] == fingerprint(parameters["datasets"]["real"]["root"])
-    assert real_run["data"]["augmentation"] == parameters["augmentation"]
-    assert real_run["code"] == code_fingerprint()
+    assert real_run["augmentation"] == parameters["augmentation"]
+    # Only what the run's result depends on: no code, no data_processing block, no other head.
+    assert set(real_run) == {
+        "run",
+        "training",
+        "model",
+        "augmentation",
+        "evaluation",
+        "pretrained_weights",
+    }
+
+
+def test_a_change_to_another_head_or_backbone_leaves_a_runs_inputs_alone(parameters: dict) -> None:
+    before = run_inputs(parameters, GridRun("real", "mit_b0", "sed"))
+    parameters["model"]["head_options"]["pld"] = {"fusion": "add"}
+    parameters["model"]["pretrained"]["mit_b2"] = "elsewhere.pth"
+    assert run_inputs(parameters, GridRun("real", "mit_b0", "sed")) == before
 
 
 def test_a_grid_dataset_that_is_not_processed_is_refused(parameters: dict, tmp_path: Path) -> None:
@@ -137,5 +152,5 @@ def test_command_line_resolves_the_demo_environment(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "runs" / f"{expected[0]}.json").read_text())
     inputs = run_inputs(demo, GridRun.parse(expected[0]))
     assert {key: written[key] for key in inputs} == json.loads(json.dumps(inputs))
-    assert written["data"]["raw_files"] is None  # synthetic data, written by its own stage
-    assert written["code"] == code_fingerprint()
+    dataset = json.loads((tmp_path / "datasets" / f"{grid['datasets'][0]}.json").read_text())
+    assert dataset["raw_files"] is None  # synthetic data, written by its own stage

@@ -7,7 +7,7 @@ dataset's raw folder or a backbone's weights file by name. The ``stage_inputs`` 
 ``dvc.yaml`` and ``demo/dvc.yaml`` runs this module; it writes one small JSON file per dataset
 and per grid run with the settings Kedro resolves for it and fingerprints of the raw files and
 pretrained weights it reads. Each stage depends on its own file, so changing one run's override
-re-runs that run alone.
+re-runs that run alone; the code a run's result depends on is a `deps` entry of its stage.
 
     python -m ssformer_repro.grid.dvc_inputs --env demo --output data/demo/02_intermediate/stage_inputs
 """
@@ -15,41 +15,16 @@ re-runs that run alone.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.grid.runs import GridRun, grid_runs, run_settings
+from ssformer_repro.storage.digests import path_digest
 
 # Only these dataset sources read raw files; a synthetic dataset is written by its own stage.
 RAW_FILE_SOURCES = ("files",)
-PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def fingerprint(path: str | Path | None) -> str | None:
-    """MD5 of a file, or of a folder's file names and contents; None when there is no such path."""
-    if path is None or not Path(path).exists():
-        return None
-    root = Path(path)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    digest = hashlib.md5()
-    for file in files:
-        digest.update(file.relative_to(root).as_posix().encode())
-        with file.open("rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def code_fingerprint(package: Path = PACKAGE) -> str:
-    """MD5 of the package's Python sources (names and contents; bytecode caches left out)."""
-    digest = hashlib.md5()
-    for file in sorted(package.rglob("*.py")):
-        digest.update(file.relative_to(package).as_posix().encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
 
 
 def dataset_inputs(parameters: dict[str, Any], name: str) -> dict[str, Any]:
@@ -60,16 +35,24 @@ def dataset_inputs(parameters: dict[str, Any], name: str) -> dict[str, Any]:
     reads_raw_files = dataset.get("source") in RAW_FILE_SOURCES
     return {
         "dataset": dataset,
-        "raw_files": fingerprint(dataset["root"]) if reads_raw_files else None,
+        "raw_files": path_digest(dataset["root"]) if reads_raw_files else None,
     }
 
 
 def run_inputs(parameters: dict[str, Any], run: GridRun) -> dict:
-    """What one grid run reads: training, model and evaluation with its overrides, its weights."""
-    shared = {key: parameters[key] for key in ("training", "model", "evaluation")}
+    """What one grid run's stage reads: its resolved training, augmentation and evaluation
+    settings, the model settings of its backbone and head, and its weights file."""
+    from ssformer_repro.models.segmenter import model_choices
+
+    shared = {key: parameters[key] for key in ("training", "model", "augmentation", "evaluation")}
     settings = run_settings(run, shared, parameters["reproduce"])
-    weights = (settings["model"].get("pretrained") or {}).get(run.backbone)
-    return {"run": run.name, **settings, "pretrained_weights": fingerprint(weights)}
+    model = model_choices(run.backbone, run.head, settings["model"])
+    return {
+        "run": run.name,
+        **settings,
+        "model": model,
+        "pretrained_weights": path_digest(model["pretrained"]),
+    }
 
 
 def write_stage_inputs(parameters: dict[str, Any], output: Path) -> list[Path]:
@@ -84,18 +67,8 @@ def write_stage_inputs(parameters: dict[str, Any], output: Path) -> list[Path]:
         )
     datasets = {name: dataset_inputs(parameters, name) for name in processed}
     contents = {Path("datasets", f"{name}.json"): inputs for name, inputs in datasets.items()}
-    code = code_fingerprint()
     for run in runs:
-        inputs = run_inputs(parameters, run)
-        # Everything the run's result depends on, so that its fingerprint can key resuming
-        # (training.resume_key): the dataset as processed, augmentation and the code.
-        inputs["data"] = {
-            **datasets[run.dataset],
-            "data_processing": parameters["data_processing"],
-            "augmentation": parameters["augmentation"],
-        }
-        inputs["code"] = code
-        contents[Path("runs", f"{run.name}.json")] = inputs
+        contents[Path("runs", f"{run.name}.json")] = run_inputs(parameters, run)
 
     written = []
     for relative, content in contents.items():
