@@ -95,6 +95,22 @@ def test_pranet_reports_missing_test_sets_and_train_folders_together(tmp_path: P
     assert "PraNet" in message
 
 
+def test_pranet_test_set_that_is_empty_or_lacks_its_masks_is_named(tmp_path: Path) -> None:
+    write_pair(tmp_path, "TrainDataset/images", "TrainDataset/masks", "t.png")
+    write_pair(tmp_path, "TestDataset/Kvasir/images", "TestDataset/Kvasir/masks", "k.png")
+    (tmp_path / "TestDataset/CVC-300/images").mkdir(parents=True)
+    (tmp_path / "TestDataset/CVC-300/masks").mkdir(parents=True)
+    (tmp_path / "TestDataset/ETIS-LaribPolypDB/images").mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError) as error:
+        discover_pairs("pranet", tmp_path)
+    message = str(error.value)
+    assert f"{tmp_path}/TestDataset/CVC-300/images: no image files found" in message
+    assert f"{tmp_path}/TestDataset/ETIS-LaribPolypDB/masks: expected folder is missing" in message
+    assert (
+        "Kvasir" not in message.split("PraNet benchmark", maxsplit=1)[0]
+    )  # the good set is not blamed
+
+
 def test_folder_layout_matches_any_format_by_stem_including_unicode_and_spaces(
     tmp_path: Path,
 ) -> None:

@@ -71,27 +71,51 @@ def test_random_split_rejects_duplicate_ids_and_too_few_ids() -> None:
         random_split(["a", "b"], seed=0, val_fraction=0.5, test_fraction=0.4)
 
 
-def test_split_from_id_lists_assigns_listed_ids() -> None:
+def test_split_from_id_lists_assigns_listed_ids_and_says_which_list() -> None:
     assignment = split_from_id_lists(["a", "b", "c"], {"train": ["a", "c"], "val": ["b"]})
-    assert assignment == {"a": "train", "c": "train", "b": "val"}
+    assert assignment == {
+        "a": {"split": "train", "subset": "train"},
+        "b": {"split": "val", "subset": "val"},
+        "c": {"split": "train", "subset": "train"},
+    }
+
+
+def test_without_a_val_list_validation_is_carved_out_of_train_never_test() -> None:
+    ids = _ids(40)
+    lists = {"train": ids[:30], "test": ids[30:]}
+    assignment = split_from_id_lists(ids, lists, seed=3, val_fraction=0.2)
+    splits = Counter(row["split"] for row in assignment.values())
+    assert splits == {"train": 24, "val": 6, "test": 10}
+    assert {i for i, row in assignment.items() if row["split"] == "val"} <= set(ids[:30])
+    assert all(row["subset"] == "train" for row in assignment.values() if row["split"] == "val")
+    assert split_from_id_lists(ids, lists, seed=3, val_fraction=0.2) == assignment
+    assert split_from_id_lists(ids, lists, seed=4, val_fraction=0.2) != assignment
 
 
 def test_split_from_id_lists_reports_every_problem() -> None:
     with pytest.raises(SplitError) as error:
-        split_from_id_lists(["a", "b", "c"], {"train": ["a", "x"], "val": ["a"]})
+        split_from_id_lists(["a", "b", "c"], {"train": ["a", "x", "x"], "val": ["a"]})
     message = str(error.value)
-    assert "id 'x' in list 'train' is not in the dataset" in message
-    assert "id 'a' is in both 'train' and 'val'" in message
-    assert "id 'b' is in none of the lists ['train', 'val']" in message
-    assert "id 'c' is in none" in message
+    assert "list 'train': listed twice: 'x' (1 in all)" in message
+    assert "list 'train': ids not in the dataset: 'x' (1 in all)" in message
+    assert "ids in two lists: 'a (train, val)' (1 in all)" in message
+    assert "dataset ids in no list: 'b', 'c' (2 in all)" in message
 
 
-def test_read_id_list_strips_extensions_blanks_and_whitespace(tmp_path: Path) -> None:
+def test_many_problem_ids_are_shown_five_at_a_time_with_a_count() -> None:
+    with pytest.raises(SplitError, match=r"'frame_0004' and 15 more \(20 in all\)"):
+        split_from_id_lists(_ids(21), {"train": ["frame_0020"]})
+
+
+def test_read_id_list_strips_extensions_blanks_comments_and_whitespace(tmp_path: Path) -> None:
     path = tmp_path / "train.txt"
     path.write_bytes(
-        b"cju0qkwl35piu0993l0dewei2.jpg\r\n\r\n  cju0qoxqj9q6s0835b43399p4 \r\nv1.2.PNG\n"
+        b"# Kvasir-SEG train ids\ncju0qkwl35piu0993l0dewei2.jpg\r\n\r\n"
+        b"  cju0qoxqj9q6s0835b43399p4 \r\nv1.2.PNG\n"
     )
     assert read_id_list(path) == ["cju0qkwl35piu0993l0dewei2", "cju0qoxqj9q6s0835b43399p4", "v1.2"]
+    with pytest.raises(SplitError, match=r"missing.txt: id list file not found"):
+        read_id_list(tmp_path / "missing.txt")
 
 
 def test_pranet_split_carves_val_from_train_and_tests_every_test_set() -> None:
@@ -112,10 +136,10 @@ def test_pranet_split_needs_a_train_subset() -> None:
 def test_manifest_columns_order_and_errors() -> None:
     pairs = _pairs(["b", "a"])
     manifest = build_split_manifest(pairs, {"a": "train", "b": "test"})
-    assert list(manifest.columns) == ["id", "image_path", "mask_path", "split"]
+    assert list(manifest.columns) == ["id", "image_path", "mask_path", "split", "subset"]
     assert manifest.to_numpy().tolist() == [
-        ["a", "img/a.jpg", "msk/a.jpg", "train"],
-        ["b", "img/b.jpg", "msk/b.jpg", "test"],
+        ["a", "img/a.jpg", "msk/a.jpg", "train", "all"],
+        ["b", "img/b.jpg", "msk/b.jpg", "test", "all"],
     ]
     with pytest.raises(SplitError, match=r"no split for \['b'\]"):
         build_split_manifest(pairs, {"a": "train"})
@@ -138,15 +162,28 @@ def test_manifest_is_byte_identical_across_runs(
 
     first = (tmp_path / "first.csv").read_bytes()
     assert first == (tmp_path / "second.csv").read_bytes()
-    assert first.startswith(b"id,image_path,mask_path,split\npolyp 0,kvasir/images/polyp 0.jpg,")
+    assert first.startswith(
+        b"id,image_path,mask_path,split,subset\npolyp 0,kvasir/images/polyp 0.jpg,"
+    )
 
 
 def test_assign_splits_dispatches_through_the_registry() -> None:
     pairs = _pairs(_ids(30))
     assert sorted(SPLIT_STRATEGIES) == ["id_lists", "pranet", "random"]
     assert assign_splits(pairs, "random", seed=3) == random_split(_ids(30), seed=3)
+
+
+def test_the_id_lists_strategy_reads_its_files_relative_to_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists/train.txt").write_text("\n".join(f"{i}.jpg" for i in _ids(30)[:20]))
+    (tmp_path / "lists/val.txt").write_text("\n".join(_ids(30)[20:]))
+    monkeypatch.chdir(tmp_path)
+    files = {"train": "lists/train.txt", "val": "lists/val.txt", "test": None}
     lists = {"train": _ids(30)[:20], "val": _ids(30)[20:]}
-    assert assign_splits(pairs, "id_lists", id_lists=lists) == split_from_id_lists(_ids(30), lists)
+    expected = split_from_id_lists(_ids(30), lists)
+    assert assign_splits(_pairs(_ids(30)), "id_lists", id_lists=files) == expected
 
 
 def test_assign_splits_explains_unknown_strategy_and_options() -> None:

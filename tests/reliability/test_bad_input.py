@@ -189,7 +189,7 @@ def test_listed_ids_that_would_leave_the_data_folder_are_refused(
     id_list = tmp_path / "train.txt"
     id_list.write_text(f"good\n{listed}\n", encoding="utf-8")
 
-    with pytest.raises(SplitError, match=r"is a path that leaves the dataset folder"):
+    with pytest.raises(SplitError, match=r"paths that leave the dataset folder, not sample ids"):
         split_from_id_lists(["good"], {"train": read_id_list(id_list)})
 
 
@@ -197,7 +197,10 @@ def test_pranet_style_ids_with_a_test_set_prefix_are_still_ids() -> None:
     assignment = split_from_id_lists(
         ["CVC-300/149", "a"], {"test": ["CVC-300/149"], "train": ["a"]}
     )
-    assert assignment == {"CVC-300/149": "test", "a": "train"}
+    assert assignment == {
+        "CVC-300/149": {"split": "test", "subset": "test"},
+        "a": {"split": "train", "subset": "train"},
+    }
 
 
 # --- property: any files at all give a result or one of our documented errors -----------------

@@ -43,7 +43,8 @@ def check_parameters(
     problems = schema_problems(Parameters, parameters)
     if problems:  # the rest needs well-formed blocks
         return problems
-    problems += grid_problems(parameters)
+    datasets, runs = list(datasets), list(runs)
+    problems += grid_problems(parameters, with_runs=bool(runs))
     for name in datasets:
         if name in parameters["datasets"]:  # else grid_problems said so
             problems += dataset_problems(name, parameters["datasets"][name])
@@ -138,8 +139,9 @@ def _choice_tags() -> frozenset[str]:
     return frozenset(tags)
 
 
-def grid_problems(parameters: dict[str, Any]) -> list[str]:
-    """The grid's datasets must be built and described; each override must name grid runs."""
+def grid_problems(parameters: dict[str, Any], with_runs: bool = True) -> list[str]:
+    """The datasets built must be described; when runs are to run, the grid's datasets must be
+    built and each override must name runs of the grid."""
     described = parameters["datasets"]
     built = parameters["data_processing"]["datasets"]
     problems = [
@@ -148,6 +150,8 @@ def grid_problems(parameters: dict[str, Any]) -> list[str]:
         for name in built
         if name not in described
     ]
+    if not with_runs:
+        return problems
     reproduce = parameters["reproduce"]
     problems += [
         f"reproduce.datasets: {name!r} is not built by data_processing.datasets {built}; add it there"
@@ -169,14 +173,44 @@ def grid_problems(parameters: dict[str, Any]) -> list[str]:
 
 
 def dataset_problems(name: str, dataset: dict[str, Any]) -> list[str]:
-    """Files a dataset's configuration names must exist (its root, for `source: files`)."""
-    from ssformer_repro.polyps.layouts import DOWNLOAD_HINTS
+    """Files a dataset's configuration names must exist (its root for `source: files`, its id
+    lists), and id lists must partition the dataset."""
+    from ssformer_repro.polyps.layouts import DOWNLOAD_HINTS, DatasetLayoutError, discover_pairs
 
     root = dataset["root"]
-    if dataset.get("source", "files") == "files" and not Path(str(root)).is_dir():
+    reads_files = dataset.get("source", "files") == "files"
+    if reads_files and not Path(str(root)).is_dir():
         hint = DOWNLOAD_HINTS[dataset["layout"]].format(root=root)
         return [f"datasets.{name}.root: {root} does not exist. {hint}"]
-    return []
+    split = dataset["split"]
+    if split["strategy"] != "id_lists":
+        return []
+    ids = None
+    if reads_files:
+        try:
+            ids = [pair.id for pair in discover_pairs(dataset["layout"], root)]
+        except DatasetLayoutError:
+            ids = None  # ingestion reports the layout's problems, file by file
+    return id_lists_problems(name, split["id_lists"], ids)
+
+
+def id_lists_problems(name: str, files: dict[str, str | None], ids: list[str] | None) -> list[str]:
+    """Problems of a dataset's id list files: missing files, then how the ids fit the dataset."""
+    from ssformer_repro.polyps.splits import SplitError, id_list_problems, read_id_list
+
+    where = f"datasets.{name}.split.id_lists."
+    lists, problems = {}, []
+    for key, path in files.items():
+        if path is None:
+            continue
+        try:
+            lists[key] = read_id_list(path)
+        except SplitError as error:
+            problems.append(f"{where}{key}: {error}")
+    if problems:
+        return problems
+    located = {f"{key} ({files[key]})": ids_ for key, ids_ in lists.items()}
+    return id_list_problems(ids, located, where=where)
 
 
 def run_problems(run: GridRun, parameters: dict[str, Any]) -> list[str]:

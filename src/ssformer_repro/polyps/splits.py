@@ -12,7 +12,13 @@ from sklearn.model_selection import train_test_split
 
 from ssformer_repro.polyps.layouts import IMAGE_SUFFIXES, SamplePair
 
-MANIFEST_COLUMNS = ["id", "image_path", "mask_path", "split"]
+MANIFEST_COLUMNS = ["id", "image_path", "mask_path", "split", "subset"]
+# Ids shown per problem before a count of the rest.
+SHOWN_IDS = 5
+
+# What a strategy gives each id: its split ("train", "val", "test"), or a row of manifest
+# columns ({"split": ..., "subset": ...}) where it says more than the split.
+Assignment = dict[str, str | dict[str, str]]
 
 
 class SplitError(ValueError):
@@ -36,46 +42,99 @@ def random_split(
 
 
 def split_from_id_lists(
-    ids: Iterable[str], id_lists: Mapping[str, Sequence[str]]
-) -> dict[str, str]:
+    ids: Iterable[str],
+    id_lists: Mapping[str, Sequence[str]],
+    seed: int = 42,
+    val_fraction: float = 0.1,
+) -> Assignment:
     """Fixed split from published id lists (e.g. Kvasir-SEG train.txt / val.txt).
 
-    Every dataset id must be in exactly one list and every listed id in the dataset.
+    Every dataset id must be in exactly one list and every listed id in the dataset. Without a
+    `val` list, validation is carved out of `train` (`val_fraction`, `seed`), so that model
+    selection never touches the test list. Each id's `subset` is the list it came from.
     """
-    dataset_ids = set(_sorted_unique(ids))
-    assignment: dict[str, str] = {}
-    problems = []
-    for split, listed_ids in id_lists.items():
-        for sample_id in dict.fromkeys(listed_ids):
-            if _is_path_like(sample_id):
-                problems.append(
-                    f"id {sample_id!r} in list {split!r} is a path that leaves the dataset "
-                    "folder, not a sample id; list file stems such as 'cju0qkwl35piu0993l0dewei2'"
-                )
-            elif sample_id not in dataset_ids:
-                problems.append(f"id {sample_id!r} in list {split!r} is not in the dataset")
-            elif sample_id in assignment:
-                problems.append(
-                    f"id {sample_id!r} is in both {assignment[sample_id]!r} and {split!r}"
-                )
-            else:
-                assignment[sample_id] = split
-    problems += [
-        f"id {sample_id!r} is in none of the lists {sorted(id_lists)}"
-        for sample_id in sorted(dataset_ids - assignment.keys())
-    ]
+    dataset_ids = _sorted_unique(ids)
+    problems = id_list_problems(dataset_ids, id_lists)
     if problems:
         raise SplitError(
             f"The id lists do not partition the dataset ({len(problems)} problems):\n  "
             + "\n  ".join(problems)
         )
-    return assignment
+    listed = {sample_id: name for name, names in id_lists.items() for sample_id in names}
+    splits = dict(listed)
+    if "val" not in id_lists:
+        _check_fractions(val_fraction=val_fraction)
+        train = sorted(sample_id for sample_id, name in listed.items() if name == "train")
+        _, val = _carve(train, round(len(train) * val_fraction), seed)
+        splits.update(dict.fromkeys(val, "val"))
+    return {
+        sample_id: {"split": splits[sample_id], "subset": listed[sample_id]}
+        for sample_id in dataset_ids
+    }
+
+
+def id_list_problems(
+    dataset_ids: Iterable[str] | None, id_lists: Mapping[str, Sequence[str]], where: str = ""
+) -> list[str]:
+    """What keeps id lists from partitioning a dataset: ids listed twice, in two lists, not in
+    the dataset (or paths), and dataset ids in no list. `dataset_ids` None skips the last two."""
+    problems = []
+    for name, names in id_lists.items():
+        origin = f"{where}{name}" if where else f"list {name!r}"
+        counts = Counter(names)
+        problems += _listed(f"{origin}: listed twice", [i for i, n in counts.items() if n > 1])
+        problems += _listed(
+            f"{origin}: paths that leave the dataset folder, not sample ids",
+            [sample_id for sample_id in counts if _is_path_like(sample_id)],
+        )
+    seen: dict[str, str] = {}
+    in_two = []
+    for name, names in id_lists.items():
+        for sample_id in dict.fromkeys(names):
+            if sample_id in seen and seen[sample_id] != name:
+                in_two.append(f"{sample_id} ({seen[sample_id]}, {name})")
+            seen.setdefault(sample_id, name)
+    problems += _listed("ids in two lists", in_two)
+    if dataset_ids is not None:
+        known = set(dataset_ids)
+        for name, names in id_lists.items():
+            origin = f"{where}{name}" if where else f"list {name!r}"
+            unknown = [i for i in dict.fromkeys(names) if i not in known and not _is_path_like(i)]
+            problems += _listed(f"{origin}: ids not in the dataset", unknown)
+        problems += _listed("dataset ids in no list", sorted(known - seen.keys()))
+    return problems
+
+
+def _listed(what: str, ids: Sequence[str]) -> list[str]:
+    """One problem line naming up to SHOWN_IDS ids and counting the rest; none without ids."""
+    if not ids:
+        return []
+    shown = ", ".join(repr(sample_id) for sample_id in ids[:SHOWN_IDS])
+    more = f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else ""
+    return [f"{what}: {shown}{more} ({len(ids)} in all)"]
 
 
 def read_id_list(path: str | Path) -> list[str]:
-    """Read one id per line, skipping blank lines and dropping image extensions ('a.jpg' -> 'a')."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [_strip_image_suffix(line.strip()) for line in lines if line.strip()]
+    """Read one id per line, skipping blank lines and `#` comments and dropping image
+    extensions ('a.jpg' -> 'a')."""
+    path = Path(path)
+    if not path.is_file():
+        raise SplitError(
+            f"{path}: id list file not found. Check the path (relative to the project root)."
+        )
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [_strip_image_suffix(line) for line in lines if line and not line.startswith("#")]
+
+
+def read_id_lists(id_lists: Mapping[str, str | None], root: Path | None = None) -> dict:
+    """The ids of each list file (`None` entries skipped), paths relative to `root` (the
+    working directory, which is the project root under `kedro run`)."""
+    root = Path.cwd() if root is None else root
+    return {
+        name: read_id_list(path if Path(path).is_absolute() else root / path)
+        for name, path in id_lists.items()
+        if path is not None
+    }
 
 
 def split_by_subset(
@@ -91,10 +150,12 @@ def split_by_subset(
     return _assignment(train=train, val=val, test=test)
 
 
-def build_split_manifest(
-    pairs: Sequence[SamplePair], assignment: Mapping[str, str]
-) -> pd.DataFrame:
-    """Table id, image_path, mask_path, split sorted by id: the single source of truth for a run."""
+def build_split_manifest(pairs: Sequence[SamplePair], assignment: Assignment) -> pd.DataFrame:
+    """Table id, image_path, mask_path, split, subset sorted by id: the source of truth for a run.
+
+    `subset` is where an id comes from: the layout's subset ("all", "train" or a PraNet test
+    set), or the id list it was listed in.
+    """
     pair_ids = {pair.id for pair in pairs}
     missing = sorted(pair_ids - assignment.keys())
     unknown = sorted(assignment.keys() - pair_ids)
@@ -103,11 +164,23 @@ def build_split_manifest(
             f"Split assignment does not match the pairs: no split for {missing}; "
             f"assigned ids not in the dataset: {unknown}."
         )
-    rows = [
-        (pair.id, pair.image_path, pair.mask_path, assignment[pair.id])
-        for pair in sorted(pairs, key=lambda pair: pair.id)
-    ]
-    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    rows = []
+    for pair in sorted(pairs, key=lambda pair: pair.id):
+        given = assignment[pair.id]
+        row = {"split": given} if isinstance(given, str) else dict(given)
+        rows.append(
+            {
+                "id": pair.id,
+                "image_path": pair.image_path,
+                "mask_path": pair.mask_path,
+                "subset": pair.subset,
+                **row,
+            }
+        )
+    columns = MANIFEST_COLUMNS + sorted(
+        {key for row in rows for key in row} - set(MANIFEST_COLUMNS)
+    )
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _random_strategy(
@@ -117,19 +190,25 @@ def _random_strategy(
 
 
 def _id_lists_strategy(
-    pairs: Sequence[SamplePair], id_lists: Mapping[str, Sequence[str]]
-) -> dict[str, str]:
-    return split_from_id_lists([pair.id for pair in pairs], id_lists)
+    pairs: Sequence[SamplePair],
+    id_lists: Mapping[str, str | None],
+    seed: int = 42,
+    val_fraction: float = 0.1,
+) -> Assignment:
+    """The id lists' files read (see `read_id_lists`), then `split_from_id_lists`."""
+    return split_from_id_lists(
+        [pair.id for pair in pairs], read_id_lists(id_lists), seed, val_fraction
+    )
 
 
-SPLIT_STRATEGIES: dict[str, Callable[..., dict[str, str]]] = {
+SPLIT_STRATEGIES: dict[str, Callable[..., Assignment]] = {
     "random": _random_strategy,
     "id_lists": _id_lists_strategy,
     "pranet": split_by_subset,
 }
 
 
-def assign_splits(pairs: Sequence[SamplePair], strategy: str, **options: object) -> dict[str, str]:
+def assign_splits(pairs: Sequence[SamplePair], strategy: str, **options: object) -> Assignment:
     """Assign a split to every pair with the named strategy from SPLIT_STRATEGIES."""
     if strategy not in SPLIT_STRATEGIES:
         raise SplitError(f"Unknown split strategy {strategy!r}; valid: {sorted(SPLIT_STRATEGIES)}.")
