@@ -123,8 +123,27 @@ def test_evaluate_predictions_builds_per_image_table_and_toolbox_metrics():
     assert per_image["height"].tolist() == [8, 8]
     assert per_image["width"].tolist() == [8, 8]
     assert per_image["foreground_fraction"].tolist() == [0.5, 0.5]
-    assert tuple(toolbox) == RESULT_KEYS
-    assert toolbox["mae"] == pytest.approx((0.0 + 0.5) / 2)
+    assert per_image["test_set"].tolist() == ["test", "test"]
+    assert tuple(toolbox) == ("pooled",)
+    assert tuple(toolbox["pooled"]) == RESULT_KEYS
+    assert toolbox["pooled"]["mae"] == pytest.approx((0.0 + 0.5) / 2)
+
+
+def test_each_test_set_is_scored_on_its_own_and_pooled():
+    gt = np.zeros((8, 8), dtype=bool)
+    gt[:, :4] = True
+    half = np.zeros((8, 8), dtype=np.float32)
+    half[:, 2:6] = 0.9
+    predictions = [("a/1", gt.astype(np.float32), gt), ("b/1", half, gt), ("b/2", half, gt)]
+    sets = {"a/1": "Kvasir", "b/1": "ETIS", "b/2": "ETIS"}
+
+    per_image, toolbox = evaluate_predictions(predictions, test_sets=sets)
+
+    assert per_image["test_set"].tolist() == ["Kvasir", "ETIS", "ETIS"]
+    assert set(toolbox) == {"pooled", "Kvasir", "ETIS"}
+    assert toolbox["Kvasir"]["mae"] == pytest.approx(0.0)
+    assert toolbox["ETIS"]["mae"] == pytest.approx(0.5)
+    assert toolbox["pooled"]["mae"] == pytest.approx(1 / 3)
 
 
 def test_evaluate_predictions_threshold_is_strict():
@@ -144,7 +163,7 @@ def test_evaluate_predictions_end_to_end_with_progress_bar():
         list(s) for s in MASK_SIZES.values()
     ]
     assert per_image["dice"].between(0, 1).all()
-    assert 0 <= toolbox["mean_dice"] <= toolbox["max_dice"] <= 1
+    assert 0 <= toolbox["pooled"]["mean_dice"] <= toolbox["pooled"]["max_dice"] <= 1
 
 
 def test_evaluate_predictions_rejects_empty_and_duplicate_ids():

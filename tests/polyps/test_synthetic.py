@@ -156,7 +156,9 @@ def test_a_crash_while_writing_leaves_no_half_dataset(
 
 
 def test_unknown_layout_and_bad_sizes_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"valid: \['clinicdb', 'kvasir'\]"):
+    with pytest.raises(ValueError, match=r"valid: \['clinicdb', 'kvasir', 'pranet'\]"):
+        write_synthetic_dataset([], tmp_path / "x", "folder")
+    with pytest.raises(ValueError, match="needs test sets of at least one image each"):
         write_synthetic_dataset([], tmp_path / "x", "pranet")
     with pytest.raises(ValueError, match="min_size <= max_size"):
         generate_synthetic_polyps(1, seed=0, min_size=64, max_size=40)

@@ -10,6 +10,7 @@ from ssformer_repro.reporting.tables import (
     comparison_table,
     results_table,
     runs_frame,
+    scores_per_test_set,
     table_latex,
     table_markdown,
 )
@@ -73,7 +74,7 @@ def test_markdown_and_latex_state_the_metric_convention(runs: pd.DataFrame) -> N
 
 
 def test_comparison_puts_published_numbers_next_to_ours() -> None:
-    runs = runs_frame(
+    runs = scores_per_test_set(
         [{"dataset": "kvasir", "backbone": "mit_b2", "head": "sed", "mdice": 0.9, "miou": 0.8}]
     )
     table = comparison_table(runs).set_index("metric")

@@ -294,11 +294,12 @@ Split = Annotated[
 class SyntheticSettings(Settings):
     """The generator of a synthetic dataset (polyps/synthetic.py)."""
 
-    n_images: PositiveInt
+    n_images: PositiveInt  # of the TrainDataset, for the pranet layout
     seed: NonNegativeInt = 0
     min_size: Annotated[int, Field(ge=32)] = 96
     max_size: Annotated[int, Field(ge=32)] = 160
     max_polyps: PositiveInt = 2
+    test_sets: dict[str, PositiveInt] | None = None  # pranet layout: test set -> images
 
 
 class DatasetSettings(Settings):

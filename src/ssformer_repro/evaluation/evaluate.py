@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ssformer_repro.config.schema import AugmentationSettings, EvaluationSettings
 from ssformer_repro.evaluation.figures import plot_prediction_examples, select_examples
 from ssformer_repro.evaluation.metrics import EMPTY_MASK_CONVENTION, summarise_scores
-from ssformer_repro.evaluation.predict import evaluate_predictions, predict_probabilities
+from ssformer_repro.evaluation.predict import POOLED, evaluate_predictions, predict_probabilities
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.augment import build_eval_transform
@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 # Kept in the run's folder (data/06_models/<run>/): the last scores and what they came from.
 EVALUATION_RECORD = "evaluation.json"
 EVALUATION_SCORES = "evaluation_scores.csv"
+POOLING = (
+    "mdice, miou, n_images and toolbox are over every test image pooled; test_sets holds each "
+    "test set's own; mean_over_test_sets is the unweighted mean of the sets' mdice and miou."
+)
 
 
 class TrainedModel:
@@ -134,6 +138,7 @@ def _score(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     model = TrainedModel(run, settings, checkpoint)
     evaluation = settings["evaluation"]
+    test_sets = image_test_sets(split_manifest, run.dataset)
     with explained_resource_errors(
         run.name, evaluation["batch_size"], setting="evaluation.batch_size"
     ):
@@ -141,16 +146,41 @@ def _score(
             model.predictions(model.test_set(split_manifest)),
             threshold=evaluation["threshold"],
             progress=True,
+            test_sets=test_sets,
         )
+    by_set = {
+        name: {**summarise_scores(rows), "toolbox": toolbox[name]}
+        for name, rows in per_image.groupby("test_set", sort=True)
+    }
     metrics = {
         **run.fields(),
         "name": run.name,
         **summarise_scores(per_image),
-        "toolbox": toolbox,
+        "toolbox": toolbox[POOLED],
+        "test_sets": by_set,
+        "mean_over_test_sets": {
+            key: float(sum(scores[key] for scores in by_set.values()) / len(by_set))
+            for key in ("mdice", "miou")
+        },
+        "pooling": POOLING,
         "threshold": evaluation["threshold"],
         "convention": EMPTY_MASK_CONVENTION,
     }
     return per_image, metrics
+
+
+def image_test_sets(split_manifest: pd.DataFrame, dataset: str) -> dict[str, str]:
+    """The test set of each test image: its subset where the test split holds several (the
+    PraNet benchmark's five sets), else the dataset itself."""
+    test = split_manifest[split_manifest["split"] == "test"]
+    subsets = test["subset"] if "subset" in test else pd.Series(dtype=str)
+    several = subsets.nunique() > 1
+    return {
+        image_id: (subset if several else dataset)
+        for image_id, subset in zip(
+            test["id"], subsets.reindex(test.index, fill_value=""), strict=True
+        )
+    }
 
 
 def plot_test_examples(

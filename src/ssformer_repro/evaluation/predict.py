@@ -6,7 +6,7 @@ The loader yields batches from `collate_evaluation`: {"image": (B,3,S,S) float t
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,9 @@ from ssformer_repro.evaluation.toolbox import ToolboxMetrics
 
 logger = logging.getLogger(__name__)
 
-PER_IMAGE_COLUMNS = ("id", "dice", "iou", "height", "width", "foreground_fraction")
+PER_IMAGE_COLUMNS = ("id", "test_set", "dice", "iou", "height", "width", "foreground_fraction")
+POOLED = "pooled"  # the key of the toolbox metrics over every test image
+DEFAULT_TEST_SET = "test"
 
 
 def predict_probabilities(
@@ -70,19 +72,29 @@ def evaluate_predictions(
     predictions: Iterable[tuple[str, np.ndarray, np.ndarray]],
     threshold: float = THRESHOLD,
     progress: bool = False,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Score predictions in one pass: the per-image Dice/IoU table and the PraNet toolbox metrics."""
-    toolbox = ToolboxMetrics()
+    test_sets: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
+    """Score predictions in one pass: the per-image Dice/IoU table and the PraNet toolbox metrics.
+
+    `test_sets` maps image ids to their test set (one set, "test", when None); the per-image
+    table keeps each image's set, and the toolbox metrics come per set and pooled over all
+    images: {"pooled": {...}, "<set>": {...}, ...}.
+    """
+    toolboxes: dict[str, ToolboxMetrics] = {POOLED: ToolboxMetrics()}
     rows = []
     for image_id, probability, gt in tqdm(predictions, desc="evaluating", disable=not progress):
         dice, iou = dice_iou(
             binarise(torch.from_numpy(probability), threshold)[None], torch.from_numpy(gt)[None]
         )
-        toolbox.step(probability, gt)
+        test_set = (test_sets or {}).get(image_id, DEFAULT_TEST_SET)
+        toolboxes[POOLED].step(probability, gt)
+        if test_sets is not None:
+            toolboxes.setdefault(test_set, ToolboxMetrics()).step(probability, gt)
         height, width = gt.shape
         rows.append(
             {
                 "id": image_id,
+                "test_set": test_set,
                 "dice": dice.item(),
                 "iou": iou.item(),
                 "height": height,
@@ -96,7 +108,7 @@ def evaluate_predictions(
     duplicated = per_image["id"][per_image["id"].duplicated()].unique().tolist()
     if duplicated:
         raise ValueError(f"evaluate_predictions: image ids occur more than once: {duplicated[:5]}.")
-    return per_image, toolbox.results()
+    return per_image, {name: toolbox.results() for name, toolbox in toolboxes.items()}
 
 
 def _as_bool_mask(mask: np.ndarray | torch.Tensor, image_id: str) -> np.ndarray:

@@ -51,8 +51,12 @@ def write_synthetic_dataset(
     layout: str,
     jpeg_quality: int = 90,
     generator_parameters: Mapping[str, object] | None = None,
+    test_sets: Mapping[str, int] | None = None,
 ) -> None:
-    """Write `samples` in a real dataset's folder layout ("kvasir" or "clinicdb") under `root`.
+    """Write `samples` in a real dataset's folder layout ("kvasir", "clinicdb" or "pranet").
+
+    For "pranet", the last samples form the test sets, `test_sets` giving each one's size in
+    order; the others are the TrainDataset.
 
     The files are written into a hidden sibling folder that replaces `root` only when complete.
     `root` must be new, empty, or a synthetic dataset written here before (it has SYNTHETIC.json,
@@ -71,34 +75,75 @@ def write_synthetic_dataset(
         "n_images": len(samples),
         "generator_parameters": dict(generator_parameters or {}),
     }
+    subsets = _subsets(samples, layout, test_sets or {})
     with atomic_folder(root) as staging:
-        SYNTHETIC_WRITERS[layout](samples, staging, jpeg_quality)
+        SYNTHETIC_WRITERS[layout](subsets, staging, jpeg_quality)
         marker_text = json.dumps(marker, indent=2, sort_keys=True) + "\n"
         (staging / SYNTHETIC_MARKER).write_text(marker_text, encoding="utf-8")
 
 
-def _write_kvasir_layout(samples: Sequence[Sample], root: Path, jpeg_quality: int) -> None:
+def _subsets(
+    samples: Sequence[Sample], layout: str, test_sets: Mapping[str, int]
+) -> dict[str, Sequence[Sample]]:
+    """The samples of each subset: all of them, or PraNet's TrainDataset and test sets."""
+    if layout != "pranet":
+        if test_sets:
+            raise ValueError(f"test_sets are for the pranet layout, not {layout!r}.")
+        return {"all": samples}
+    n_train = len(samples) - sum(test_sets.values())
+    if not test_sets or n_train < 1 or min(test_sets.values()) < 1:
+        raise ValueError(
+            f"A synthetic pranet dataset needs test sets of at least one image each and training "
+            f"images left; got {len(samples)} images and test sets {dict(test_sets)}."
+        )
+    subsets, start = {"train": samples[:n_train]}, n_train
+    for name, count in test_sets.items():
+        subsets[name], start = samples[start : start + count], start + count
+    return subsets
+
+
+def _write_kvasir_layout(
+    subsets: Mapping[str, Sequence[Sample]], root: Path, jpeg_quality: int
+) -> None:
     """images/<id>.jpg and masks/<id>.jpg; JPEG masks get boundary noise like Kvasir-SEG's."""
     for folder in ("images", "masks"):
         (root / folder).mkdir()
-    for sample_id, frame, mask in samples:
+    for sample_id, frame, mask in subsets["all"]:
         Image.fromarray(frame).save(root / "images" / f"{sample_id}.jpg", quality=jpeg_quality)
         Image.fromarray(mask).save(root / "masks" / f"{sample_id}.jpg", quality=jpeg_quality)
 
 
-def _write_clinicdb_layout(samples: Sequence[Sample], root: Path, jpeg_quality: int) -> None:
+def _write_clinicdb_layout(
+    subsets: Mapping[str, Sequence[Sample]], root: Path, jpeg_quality: int
+) -> None:
     """Original/<n>.tif and 'Ground Truth'/<n>.tif numbered from 1, like CVC-ClinicDB."""
     del jpeg_quality  # TIFF is lossless
     for folder in ("Original", "Ground Truth"):
         (root / folder).mkdir()
-    for number, (_, frame, mask) in enumerate(samples, start=1):
+    for number, (_, frame, mask) in enumerate(subsets["all"], start=1):
         Image.fromarray(frame).save(root / "Original" / f"{number}.tif")
         Image.fromarray(mask).save(root / "Ground Truth" / f"{number}.tif")
 
 
-SYNTHETIC_WRITERS: dict[str, Callable[[Sequence[Sample], Path, int], None]] = {
+def _write_pranet_layout(
+    subsets: Mapping[str, Sequence[Sample]], root: Path, jpeg_quality: int
+) -> None:
+    """TrainDataset/{images,masks}/<id>.png and TestDataset/<name>/{images,masks}/<id>.png."""
+    del jpeg_quality  # PraNet's files are PNG
+    for subset, samples in subsets.items():
+        folder = root / "TrainDataset" if subset == "train" else root / "TestDataset" / subset
+        for kind in ("images", "masks"):
+            (folder / kind).mkdir(parents=True)
+        for sample_id, frame, mask in samples:
+            Image.fromarray(frame).save(folder / "images" / f"{sample_id}.png")
+            Image.fromarray(mask).save(folder / "masks" / f"{sample_id}.png")
+
+
+Writer = Callable[[Mapping[str, Sequence[Sample]], Path, int], None]
+SYNTHETIC_WRITERS: dict[str, Writer] = {
     "kvasir": _write_kvasir_layout,
     "clinicdb": _write_clinicdb_layout,
+    "pranet": _write_pranet_layout,
 }
 
 

@@ -1,8 +1,10 @@
 """Published numbers the study is compared against, in one place.
 
-Sources: the reproduction report (Singhal, section 4.1; docs/reference.md §6.1: MiT-B0..B5, mIoU and mDice in %,
-foreground Dice/IoU per image at threshold 0.5, averaged over images) and the SSFormer paper
-(SSFormer-L = MiT-B4, each dataset trained on its own; docs/reference.md §6).
+Sources: the reproduction report (Singhal, section 4.1; docs/reference.md §6.1: MiT-B0..B5, mIoU
+and mDice in %, foreground Dice/IoU per image at threshold 0.5, averaged over images), the
+SSFormer paper (SSFormer-L = MiT-B4, each dataset trained on its own; §6.2) and the official
+README (SSFormer-S = MiT-B2 + PLD and SSFormer-L = MiT-B4 + PLD trained on the PraNet
+TrainDataset, per test set; §6.3).
 """
 
 from __future__ import annotations
@@ -33,12 +35,46 @@ PAPER_RESULTS = {
 }
 
 
+# The official README's SSFormer-S and SSFormer-L, trained on the PraNet TrainDataset, per test
+# set: backbone -> {test set: (mIoU %, mDice %)}; the dataset is the project's `pranet`.
+OFFICIAL_MODELS = {"mit_b2": "SSFormer-S", "mit_b4": "SSFormer-L"}
+OFFICIAL_README_RESULTS = {
+    "mit_b2": {
+        "CVC-300": (82.1, 88.7),
+        "CVC-ClinicDB": (87.3, 91.6),
+        "Kvasir": (87.8, 92.5),
+        "CVC-ColonDB": (69.7, 77.2),
+        "ETIS-LaribPolypDB": (69.8, 76.7),
+    },
+    "mit_b4": {
+        "CVC-300": (82.7, 89.5),
+        "CVC-ClinicDB": (85.5, 90.6),
+        "Kvasir": (86.4, 91.7),
+        "CVC-ColonDB": (72.1, 80.2),
+        "ETIS-LaribPolypDB": (72.0, 79.6),
+    },
+}
+PRANET_DATASET = "pranet"
+# How the field reads the PraNet test sets: the domains of the TrainDataset (Kvasir-SEG and
+# CVC-ClinicDB images), and unseen ones (docs/reference.md §4.3).
+TEST_SET_DOMAINS = {
+    "Kvasir": "seen",
+    "CVC-ClinicDB": "seen",
+    "CVC-ColonDB": "unseen",
+    "ETIS-LaribPolypDB": "unseen",
+    "CVC-300": "unseen",
+}
+
+
 def published_table() -> pd.DataFrame:
-    """Long table of every published number: source, dataset, backbone, head, miou, mdice."""
+    """Long table of every published number: source, model, dataset, test_set, backbone, head,
+    miou, mdice. `test_set` is the dataset itself where a dataset has one test split."""
     rows = [
         {
             "source": source,
+            "model": "",
             "dataset": dataset,
+            "test_set": dataset,
             "backbone": backbone,
             "head": head,
             "miou": miou,
@@ -47,5 +83,19 @@ def published_table() -> pd.DataFrame:
         for source, table in (("report", REPORT_RESULTS), ("paper", PAPER_RESULTS))
         for (dataset, backbone), heads in table.items()
         for head, (miou, mdice) in heads.items()
+    ]
+    rows += [
+        {
+            "source": "official README",
+            "model": OFFICIAL_MODELS[backbone],
+            "dataset": PRANET_DATASET,
+            "test_set": test_set,
+            "backbone": backbone,
+            "head": "pld",
+            "miou": miou,
+            "mdice": mdice,
+        }
+        for backbone, sets in OFFICIAL_README_RESULTS.items()
+        for test_set, (miou, mdice) in sets.items()
     ]
     return pd.DataFrame(rows)

@@ -36,12 +36,15 @@ def generate_synthetic_dataset(dataset: dict[str, Any]) -> pd.DataFrame:
     from ssformer_repro.polyps.layouts import discover_pairs
     from ssformer_repro.polyps.synthetic import generate_synthetic_polyps, write_synthetic_dataset
 
-    samples = generate_synthetic_polyps(**dataset["synthetic"])
+    generator = dict(dataset["synthetic"])
+    test_sets = generator.pop("test_sets", None) or {}
+    generator["n_images"] += sum(test_sets.values())
     write_synthetic_dataset(
-        samples,
+        generate_synthetic_polyps(**generator),
         dataset["root"],
         layout=dataset["layout"],
         generator_parameters=dataset["synthetic"],
+        test_sets=test_sets,
     )
     return _pairs_frame(discover_pairs(dataset["layout"], dataset["root"]))
 

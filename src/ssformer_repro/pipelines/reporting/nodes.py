@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 RESULTS_TITLE = "Test mIoU and mDice per dataset, backbone and head"
+TEST_SETS_TITLE = "Test mIoU and mDice per test set, backbone and head"
 
 
 def collect_runs(**test_metrics: dict[str, Any]) -> pd.DataFrame:
@@ -14,6 +15,21 @@ def collect_runs(**test_metrics: dict[str, Any]) -> pd.DataFrame:
     from ssformer_repro.reporting.tables import runs_frame
 
     return runs_frame(test_metrics.values())
+
+
+def collect_test_sets(**test_metrics: dict[str, Any]) -> pd.DataFrame:
+    """One row per run and test set (the PraNet benchmark's five, or the dataset's one)."""
+    from ssformer_repro.reporting.tables import scores_per_test_set
+
+    return scores_per_test_set(test_metrics.values())
+
+
+def tabulate_test_sets(test_sets: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
+    """Per test set (seen and unseen domains grouped), each head and the winners (CSV, MD, TeX)."""
+    from ssformer_repro.reporting.tables import per_test_set_table, table_latex, table_markdown
+
+    table = per_test_set_table(test_sets)
+    return table, table_markdown(table, TEST_SETS_TITLE), table_latex(table, TEST_SETS_TITLE)
 
 
 def tabulate_results(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, str, dict]:
@@ -31,19 +47,30 @@ def tabulate_results(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, str, dict]:
     return table, markdown, table_latex(table, RESULTS_TITLE), dvc_metrics
 
 
-def compare_with_published(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Our numbers next to the report's and the paper's, with the differences."""
+def compare_with_published(test_sets: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Our numbers next to the report's, the paper's and the official README's, per test set."""
     from ssformer_repro.reporting.tables import comparison_table, table_markdown
 
-    table = comparison_table(runs)
-    return table, table_markdown(table, "Our results next to the published ones")
+    table = comparison_table(test_sets)
+    note = (
+        "SSFormer-S is MiT-B2 + PLD and SSFormer-L MiT-B4 + PLD (the official code's heads, our "
+        "`pld`), trained on the PraNet TrainDataset; the report's PLD is our `pld_linear`."
+    )
+    return table, table_markdown(table, "Our results next to the published ones", note)
 
 
 def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFrame, str]:
     """The PraNet-toolbox metrics of every run (mean/max Dice over thresholds, S, E, wF, MAE)."""
     rows = [
-        {"dataset": m["dataset"], "backbone": m["backbone"], "head": m["head"], **m["toolbox"]}
+        {
+            "dataset": m["dataset"],
+            "test_set": test_set,
+            "backbone": m["backbone"],
+            "head": m["head"],
+            **scores["toolbox"],
+        }
         for m in test_metrics.values()
+        for test_set, scores in (m.get("test_sets") or {m["dataset"]: m}).items()
     ]
     table = pd.DataFrame(rows)
     note = (

@@ -26,6 +26,15 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
         [
             Node(nodes.collect_runs, test_metrics, "study_runs", name="collect_runs"),
             Node(
+                nodes.collect_test_sets, test_metrics, "study_test_sets", name="collect_test_sets"
+            ),
+            Node(
+                nodes.tabulate_test_sets,
+                "study_test_sets",
+                ["test_set_table", "test_set_table_markdown", "test_set_table_latex"],
+                name="tabulate_test_sets",
+            ),
+            Node(
                 nodes.tabulate_results,
                 "study_runs",
                 ["results_table", "results_table_markdown", "results_table_latex", "study_metrics"],
@@ -33,7 +42,7 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
             ),
             Node(
                 nodes.compare_with_published,
-                "study_runs",
+                "study_test_sets",
                 ["published_comparison", "published_comparison_markdown"],
                 name="compare_with_published",
             ),
