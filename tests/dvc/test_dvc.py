@@ -27,9 +27,17 @@ from tests.conftest import PROJECT_ROOT, copy_project, edit_yaml, shrink_demo
 
 pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
 
-DVC_FILES = ("dvc.yaml", "demo", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")
+DVC_FILES = (
+    "dvc.yaml",
+    "demo",
+    "paper",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+)
 # DVC file -> the Kedro environment of its commands (None: the default one, as `kedro run`).
-PIPELINES = {"dvc.yaml": None, "demo/dvc.yaml": "demo"}
+PIPELINES = {"dvc.yaml": None, "demo/dvc.yaml": "demo", "paper/dvc.yaml": "paper"}
 RAN_STAGE = re.compile(r"Running stage '(?:demo/dvc\.yaml:)?([^']+)'")
 UP_TO_DATE = "Data and pipelines are up to date."
 
