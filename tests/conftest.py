@@ -128,4 +128,5 @@ def shrink_demo(
     )
     if not tracking:
         edit_yaml(conf / "parameters_tracking.yml", lambda p: p.update(tracking={"enabled": False}))
-    return [f"{dataset}.{backbone}.{head}" for head in chosen]
+    seeds = grid.get("seeds") or [42]
+    return [f"{dataset}.{backbone}.{head}.seed{seed}" for head in chosen for seed in seeds]

@@ -19,6 +19,8 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 logger = logging.getLogger(__name__)
+# Reporting outputs that MlflowRunHook logs with the parent run of a `kedro run`.
+VERDICT_OUTPUTS = frozenset({"reporting.forest_plot", "reporting.verdict_markdown"})
 
 
 class RunTimesHook:
@@ -130,8 +132,12 @@ class MlflowRunHook:
 
     @hook_impl
     def after_node_run(self, node, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
-        """Log a grid run's test metrics and example figure to that run's MLflow child run."""
+        """Log a grid run's test metrics and example figure to that run's MLflow child run, and
+        the verdict (its table and forest plot) to the parent run."""
         if not self._tracking.get("enabled", True) or not node.namespace:
+            return
+        if VERDICT_OUTPUTS & outputs.keys():
+            self._log_verdict(outputs)
             return
         summary = inputs.get(f"{node.namespace}.training_summary")
         metrics = outputs.get(f"{node.namespace}.test_metrics")
@@ -149,6 +155,16 @@ class MlflowRunHook:
             )
         if figure is not None:
             tracked.log_figure(figure, "test_predictions.png")
+
+    def _log_verdict(self, outputs: dict[str, Any]) -> None:
+        import mlflow
+
+        if mlflow.active_run() is None:
+            return
+        if "reporting.forest_plot" in outputs:
+            mlflow.log_figure(outputs["reporting.forest_plot"], "forest_plot.png")
+        if "reporting.verdict_markdown" in outputs:
+            mlflow.log_text(outputs["reporting.verdict_markdown"], "verdict.md")
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
@@ -187,17 +203,23 @@ class ConfigurationCheckHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        from ssformer_repro.config.checks import ConfigurationError, check_parameters
-        from ssformer_repro.grid.runs import grid_runs
+        from ssformer_repro.config.checks import (
+            ConfigurationError,
+            check_parameters,
+            usage_problems,
+        )
+        from ssformer_repro.grid.runs import parameter_grid
 
         namespaces = {node.namespace for node in pipeline.nodes if node.namespace}
         datasets = sorted(ns for ns in namespaces if ns in (self._parameters.get("datasets") or {}))
         try:
-            grid = grid_runs(self._parameters.get("reproduce") or {})
-        except ValueError:
+            grid = parameter_grid(self._parameters)
+        except (ValueError, KeyError, TypeError):
             grid = []  # check_parameters reports why
         runs = [run for run in grid if run.namespace in namespaces]
         problems = check_parameters(self._parameters, datasets, runs)
+        pipeline_names = run_params.get("pipeline_names") or ["__default__"]
+        problems += usage_problems(self._parameters, pipeline_names)
         if problems:
             raise ConfigurationError(problems, f"the parameters (env {run_params['env']!r})")
 

@@ -88,7 +88,8 @@ def test_a_runs_override_is_checked_for_that_run_only() -> None:
     overrides = {"synth_kvasir.mit_b0.sed": {"training": {"batch_size": -1}}}
     problems = problems_of(reproduce={"overrides": overrides})
     assert problems == [
-        "synth_kvasir.mit_b0.sed: training.batch_size: Input should be greater than 0 (got -1)"
+        "synth_kvasir.mit_b0.sed.seed42: training.batch_size: Input should be greater than 0 "
+        "(got -1)"
     ]
 
 
@@ -96,14 +97,16 @@ def test_a_prefix_override_applies_to_every_run_it_names() -> None:
     overrides = {"synth_kvasir": {"model": {"head_options": {"pld": {"fusion": "mul"}}}}}
     (problem,) = problems_of(reproduce={"overrides": overrides})
     assert problem.startswith("model.head_options.pld.fusion: Input should be 'cat' or 'add'")
-    assert "(runs synth_kvasir.mit_b0.pld, synth_kvasir.mit_b0.pld_linear, " in problem
+    assert (
+        "(runs synth_kvasir.mit_b0.pld.seed42, synth_kvasir.mit_b0.pld_linear.seed42, " in problem
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_device_this_machine_lacks_is_found_before_work() -> None:
     (problem,) = problems_of(evaluation={"device": "cuda", "amp": "bf16"})
     assert "evaluation: device 'cuda' was requested but CUDA is not available" in problem
-    assert "(runs synth_kvasir.mit_b0.pld, " in problem  # once, for every run
+    assert "(runs synth_kvasir.mit_b0.pld.seed42, " in problem  # once, for every run
 
 
 def test_files_the_configuration_names_must_exist(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ssformer_repro.config.loader import load_parameters
-from ssformer_repro.grid.runs import GridRun, grid_runs
+from ssformer_repro.grid.runs import GridRun, grid_runs, parameter_grid
 from ssformer_repro.pipelines.data_processing.pipeline import dataset_pipeline
 from ssformer_repro.pipelines.reporting import pipeline as reporting_pipeline
 from ssformer_repro.pipelines.training.pipeline import run_pipeline
@@ -111,7 +111,7 @@ def test_one_stage_per_dataset_and_per_grid_run(
         "stage_inputs",
         "reporting",
         *(f"data_processing@{name}" for name in parameters["data_processing"]["datasets"]),
-        *(f"train@{run.dataset}-{run.backbone}-{run.head}" for run in grid_runs(grid)),
+        *(run.stage for run in grid_runs(grid, parameters["datasets"])),
     }
     listed = dvc(project, "stage", "list", dvc_file, "--name-only").split()
     assert {name.removeprefix(f"{dvc_file}:") for name in listed} == expected
@@ -134,8 +134,7 @@ def test_stage_outs_are_the_kedro_outputs_of_the_stage(
         for name in parameters["data_processing"]["datasets"]
     }
     kedro_pipelines |= {
-        f"train@{run.dataset}-{run.backbone}-{run.head}": run_pipeline(run)
-        for run in grid_runs(parameters["reproduce"])
+        run.stage: run_pipeline(run) for run in grid_runs(parameters["reproduce"], datasets)
     }
     kedro_pipelines["reporting"] = reporting_pipeline.create_pipeline(parameters)
 
@@ -165,6 +164,8 @@ def test_train_stages_persist_and_resume_only_their_own_inputs(
     """A killed run resumes under `dvc repro`; a run whose inputs changed starts over."""
     from dvc.repo import Repo
 
+    parameters = load_parameters(project, PIPELINES[dvc_file])
+    runs = {run.stage: run.stage_run.name for run in parameter_grid(parameters)}
     with Repo(str(project)) as repo:
         trains = [
             stage
@@ -176,7 +177,7 @@ def test_train_stages_persist_and_resume_only_their_own_inputs(
     for stage in trains:
         persistent = {Path(out.fs_path).parent.name for out in stage.outs if out.persist}
         assert persistent == {"06_models"}, f"{stage.name}: the run folder must persist"
-        run = stage.name.removeprefix("train@").replace("-", ".", 2)
+        run = runs[stage.name]
         assert "training.on_changed_settings=restart" in stage.cmd
         assert f"--namespaces={run}" in stage.cmd
         # Exactly what the run's fingerprint holds (training/run.py): its settings file, its
@@ -194,7 +195,7 @@ def stages_run(output: str) -> set[str]:
 
 
 def stage_name(run: str) -> str:
-    return "train@" + run.replace(".", "-")
+    return GridRun.parse(run).stage
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +211,7 @@ def demo_through_dvc(tmp_path_factory: pytest.TempPathFactory) -> dict:
     changed, unchanged = runs[-1], runs[0]
     edit_yaml(
         project / "conf/demo/parameters_reproduce.yml",
-        lambda p: p["reproduce"].update(overrides={changed: {"training": {"lr": 0.002}}}),
+        lambda p: p["reproduce"].update(overrides={changed: {"training": {"lr": 0.003}}}),
     )
     after_override = dvc(project, "repro", "demo/dvc.yaml")
     commit(project, "an override")
@@ -294,7 +295,7 @@ def test_one_runs_override_reruns_that_run_and_the_report_only(demo_through_dvc:
     unchanged = stage_name(demo_through_dvc["unchanged"])
     assert f"Stage 'demo/dvc.yaml:{unchanged}' didn't change, skipping" in output
     inputs = demo_through_dvc["data_root"] / "02_intermediate/stage_inputs/runs" / f"{changed}.json"
-    assert json.loads(inputs.read_text())["training"]["lr"] == 0.002
+    assert json.loads(inputs.read_text())["training"]["lr"] == 0.003
     assert UP_TO_DATE in demo_through_dvc["final_status"]
 
 

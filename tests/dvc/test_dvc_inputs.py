@@ -40,6 +40,7 @@ def parameters(tmp_path: Path) -> dict:
             "datasets": ["real", "synth"],
             "backbones": ["mit_b0"],
             "heads": ["pld", "sed"],
+            "seeds": [42],
             "overrides": {},
         },
     }
@@ -65,26 +66,28 @@ def test_fingerprint_of_nothing_on_disk_is_none(path: str | None) -> None:
 
 def test_a_runs_override_changes_that_runs_inputs_only(parameters: dict) -> None:
     before = {
-        head: run_inputs(parameters, GridRun("real", "mit_b0", head)) for head in ("pld", "sed")
+        head: run_inputs(parameters, GridRun("real", "mit_b0", head, 42)) for head in ("pld", "sed")
     }
-    parameters["reproduce"]["overrides"] = {"real.mit_b0.sed": {"training": {"epochs": 5}}}
+    parameters["reproduce"]["overrides"] = {"real.mit_b0.sed.seed42": {"training": {"epochs": 5}}}
     after = {
-        head: run_inputs(parameters, GridRun("real", "mit_b0", head)) for head in ("pld", "sed")
+        head: run_inputs(parameters, GridRun("real", "mit_b0", head, 42)) for head in ("pld", "sed")
     }
     assert after["pld"] == before["pld"]
-    assert after["sed"]["training"] == {"epochs": 5, "lr": 0.001}
-    assert before["sed"]["training"] == {"epochs": 2, "lr": 0.001}
+    assert after["sed"]["training"] == {"epochs": 5, "lr": 0.001, "seed": 42}
+    assert before["sed"]["training"] == {"epochs": 2, "lr": 0.001, "seed": 42}
 
 
 def test_run_inputs_fingerprint_the_backbones_weights(parameters: dict) -> None:
-    inputs = run_inputs(parameters, GridRun("real", "mit_b0", "pld"))
+    inputs = run_inputs(parameters, GridRun("real", "mit_b0", "pld", 42))
     assert inputs["pretrained_weights"] == fingerprint(parameters["model"]["pretrained"]["mit_b0"])
     assert inputs["model"] == {
         "pretrained": parameters["model"]["pretrained"]["mit_b0"],
         "head_options": {"fusion": "cat", "dropout": 0.1},
     }
     parameters["model"]["pretrained"] = None
-    assert run_inputs(parameters, GridRun("real", "mit_b0", "pld"))["pretrained_weights"] is None
+    assert (
+        run_inputs(parameters, GridRun("real", "mit_b0", "pld", 42))["pretrained_weights"] is None
+    )
 
 
 def test_only_datasets_read_from_files_get_a_raw_fingerprint(parameters: dict) -> None:
@@ -103,14 +106,14 @@ def test_written_files_cover_the_grid_and_are_stable(parameters: dict, tmp_path:
     assert names == [
         "datasets/real.json",
         "datasets/synth.json",
-        "runs/real.mit_b0.pld.json",
-        "runs/real.mit_b0.sed.json",
-        "runs/synth.mit_b0.pld.json",
-        "runs/synth.mit_b0.sed.json",
+        "runs/real.mit_b0.pld.seed42.json",
+        "runs/real.mit_b0.sed.seed42.json",
+        "runs/synth.mit_b0.pld.seed42.json",
+        "runs/synth.mit_b0.sed.seed42.json",
     ]
     assert [path.read_bytes() for path in first] == [path.read_bytes() for path in second]
-    real_run = json.loads((tmp_path / "first/runs/real.mit_b0.pld.json").read_text())
-    assert real_run["run"] == "real.mit_b0.pld"
+    real_run = json.loads((tmp_path / "first/runs/real.mit_b0.pld.seed42.json").read_text())
+    assert real_run["run"] == "real.mit_b0.pld.seed42"
     assert real_run["augmentation"] == parameters["augmentation"]
     # Only what the run's result depends on: no code, no data_processing block, no other head.
     assert set(real_run) == {
@@ -123,11 +126,27 @@ def test_written_files_cover_the_grid_and_are_stable(parameters: dict, tmp_path:
     }
 
 
+def test_a_kfold_runs_stage_file_holds_each_folds_inputs(parameters: dict, tmp_path: Path) -> None:
+    parameters["datasets"]["real"]["split"] = {"strategy": "kfold", "folds": 2, "seed": 0}
+    parameters["reproduce"]["overrides"] = {
+        "real.mit_b0.pld.seed42.fold1": {"training": {"epochs": 9}}
+    }
+    write_stage_inputs(parameters, tmp_path)
+    stage = json.loads((tmp_path / "runs/real.mit_b0.pld.seed42.json").read_text())
+    assert stage["run"] == "real.mit_b0.pld.seed42"
+    assert [fold["run"] for fold in stage["folds"]] == [
+        "real.mit_b0.pld.seed42.fold0",
+        "real.mit_b0.pld.seed42.fold1",
+    ]
+    assert [fold["training"]["epochs"] for fold in stage["folds"]] == [2, 9]  # fold1's override
+    assert not (tmp_path / "runs/real.mit_b0.pld.seed42.fold0.json").exists()
+
+
 def test_a_change_to_another_head_or_backbone_leaves_a_runs_inputs_alone(parameters: dict) -> None:
-    before = run_inputs(parameters, GridRun("real", "mit_b0", "sed"))
+    before = run_inputs(parameters, GridRun("real", "mit_b0", "sed", 42))
     parameters["model"]["head_options"]["pld"] = {"fusion": "add"}
     parameters["model"]["pretrained"]["mit_b2"] = "elsewhere.pth"
-    assert run_inputs(parameters, GridRun("real", "mit_b0", "sed")) == before
+    assert run_inputs(parameters, GridRun("real", "mit_b0", "sed", 42)) == before
 
 
 def test_a_grid_dataset_that_is_not_processed_is_refused(parameters: dict, tmp_path: Path) -> None:
@@ -146,7 +165,11 @@ def test_command_line_resolves_the_demo_environment(tmp_path: Path) -> None:
     grid = demo["reproduce"]
     runs = sorted(path.stem for path in (tmp_path / "runs").glob("*.json"))
     expected = sorted(
-        f"{d}.{b}.{h}" for d in grid["datasets"] for b in grid["backbones"] for h in grid["heads"]
+        f"{d}.{b}.{h}.seed{s}"
+        for d in grid["datasets"]
+        for b in grid["backbones"]
+        for h in grid["heads"]
+        for s in grid["seeds"]
     )
     assert runs == expected
     written = json.loads((tmp_path / "runs" / f"{expected[0]}.json").read_text())

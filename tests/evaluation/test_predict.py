@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from ssformer_repro.evaluation.predict import (
     PER_IMAGE_COLUMNS,
     evaluate_predictions,
+    flip_averaged_probabilities,
     predict_probabilities,
 )
 from ssformer_repro.evaluation.toolbox import RESULT_KEYS
@@ -173,3 +174,51 @@ def test_evaluate_predictions_rejects_empty_and_duplicate_ids():
     probability = np.ones((2, 2), dtype=np.float32)
     with pytest.raises(ValueError, match="more than once"):
         evaluate_predictions([("a", probability, gt), ("a", probability, gt)])
+
+
+class LeftEdge(nn.Module):
+    """Logits that depend on where a pixel is (high on the left): not flip-equivariant."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        width = images.shape[-1]
+        ramp = torch.linspace(2.0, -2.0, width).expand(images.shape[0], 1, images.shape[-2], -1)
+        return ramp + images[:, :1]
+
+
+def test_tta_averages_the_flipped_copies_flipped_back() -> None:
+    images = torch.randn(2, 3, 8, 12, generator=torch.Generator().manual_seed(1))
+    model = LeftEdge()
+    plain = flip_averaged_probabilities(model, images, tta="none")
+    assert torch.equal(plain, torch.sigmoid(model(images)))
+    hflip = flip_averaged_probabilities(model, images, tta="hflip")
+    by_hand = (torch.sigmoid(model(images)) + torch.sigmoid(model(images.flip(3))).flip(3)) / 2
+    assert torch.allclose(hflip, by_hand)
+    flips = flip_averaged_probabilities(model, images, tta="flips")
+    copies = [(), (3,), (2,), (2, 3)]
+    expected = (
+        sum(
+            torch.sigmoid(model(images.flip(d) if d else images)).flip(d)
+            if d
+            else torch.sigmoid(model(images))
+            for d in copies
+        )
+        / 4
+    )
+    assert torch.allclose(flips, expected)
+    assert not torch.allclose(flips, plain)  # the ramp is not flip-equivariant
+    # A flip-equivariant model (a 1x1 conv) gives the same probabilities with or without TTA.
+    conv = _tiny_model()
+    assert torch.allclose(
+        flip_averaged_probabilities(conv, images, tta="flips"),
+        flip_averaged_probabilities(conv, images),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="tta must be one of"):
+        flip_averaged_probabilities(conv, images, tta="rotate")
+
+
+def test_predictions_with_tta_come_back_at_each_masks_size() -> None:
+    predictions = list(
+        predict_probabilities(LeftEdge(), _loader(ToyEvaluationSet()), "cpu", tta="flips")
+    )
+    assert {image_id: p.shape for image_id, p, _ in predictions} == MASK_SIZES

@@ -89,12 +89,13 @@ def test_notebook_shows_curves_overlays_and_saved_figures(
     reporting = reproduced / "data/demo/08_reporting"
     runs = pd.read_csv(reporting / "runs.csv")
     images = outputs(executed, "image/png")
-    # Its own curves plot, the two study figures, one overlay per run, one preview per dataset.
-    assert len(images) == 1 + 2 + len(runs) + runs["dataset"].nunique()
-    saved = [*reporting.glob("predictions/*.png"), *reporting.glob("*.png")]
-    assert len(saved) == 2 + len(runs) + runs["dataset"].nunique()
+    # Its own curves plot, the three study figures (curves, bars, forest plot), one overlay per
+    # run, one preview per dataset.
+    assert len(images) == 1 + 3 + len(runs) + runs["dataset"].nunique()
+    saved = [*reporting.glob("predictions/*/*.png"), *reporting.glob("*.png")]
+    assert len(saved) == 3 + len(runs) + runs["dataset"].nunique()
     for png in saved:
         assert base64.b64encode(png.read_bytes()).decode() in images, f"{png.name} is not shown"
     markdown = "\n".join(outputs(executed, "text/markdown"))
-    for run in runs.itertuples(index=False):
-        assert f"`{run.dataset}.{run.backbone}.{run.head}`" in markdown
+    for run in runs["run"]:
+        assert f"`{run}`" in markdown

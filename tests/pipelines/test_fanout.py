@@ -34,7 +34,7 @@ SMALL_DEMO = (
     "data_processing.datasets=[synth_kvasir],datasets.synth_kvasir.synthetic.n_images=40,"
     "training.epochs=2"
 )
-RUNS = ["synth_kvasir.mit_b0.pld", "synth_kvasir.mit_b0.sed"]
+RUNS = ["synth_kvasir.mit_b0.pld.seed42", "synth_kvasir.mit_b0.sed.seed42"]
 REPORTS = ["runs.csv", "results_table.csv", "toolbox_metrics.csv"]
 
 
@@ -166,5 +166,7 @@ def test_submission_chains_data_processing_the_array_and_reporting(tmp_path):
 
 
 def test_a_run_outside_the_grid_is_refused():
-    with pytest.raises(ValueError, match=r"'kvasir.mit_b9.pld' is not a run .*kvasir.mit_b0.pld"):
+    with pytest.raises(
+        ValueError, match=r"'kvasir.mit_b9.pld' is not a run .*kvasir.mit_b0.pld.seed42"
+    ):
         run_one(PROJECT_ROOT, "kvasir.mit_b9.pld", env="base")

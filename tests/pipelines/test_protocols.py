@@ -173,7 +173,7 @@ def test_the_synthetic_benchmark_is_written_as_pranets(pranet: Path) -> None:
 
 
 def test_each_test_set_is_scored_on_its_own(pranet: Path) -> None:
-    run = pranet / "07_model_output/pranet.pvt_v2_b0.pld"  # PVTv2-B0 trained and evaluated
+    run = pranet / "07_model_output/pranet.pvt_v2_b0.pld.seed42"  # PVTv2-B0 trained, evaluated
     scores = pd.read_csv(run / "test_scores.csv")
     assert scores["test_set"].value_counts().to_dict() == {"Kvasir": 5, "CVC-300": 5, "MyClinic": 4}
     metrics = json.loads((run / "test_metrics.json").read_text())
@@ -223,7 +223,11 @@ def test_the_paper_environment_is_the_official_protocol() -> None:
     assert parameters["data_processing"]["datasets"] == ["pranet"]
     assert parameters["datasets"]["pranet"]["split"]["strategy"] == "pranet"
     runs = {run.name for run in grid_runs(parameters["reproduce"])}
-    assert {"pranet.mit_b2.pld", "pranet.mit_b4.pld", "pranet.pvt_v2_b2.sed"} <= runs
+    assert {
+        "pranet.mit_b2.pld.seed1",
+        "pranet.mit_b4.pld.seed1",
+        "pranet.pvt_v2_b2.sed.seed1",
+    } <= runs
     assert len(runs) == 12
     assert parameters["training"]["scheduler"]["name"] == "warmup_step"
     assert parameters["training"]["batch_size"] == 32

@@ -17,7 +17,7 @@ from tests.conftest import copy_project, edit_yaml, kedro, shrink_demo
 
 pytestmark = pytest.mark.slow  # Kedro runs end to end
 
-RUN = "synth_kvasir.mit_b0.pld"
+RUN = "synth_kvasir.mit_b0.pld.seed42"
 TRAIN = ["run", "--env=demo", "--pipelines=training", f"--namespaces={RUN}"]
 
 
@@ -150,7 +150,7 @@ def test_a_subset_of_the_grid_from_the_command_line(tmp_path: Path) -> None:
     only = "--params=reproduce.only=synth_kvasir.*.sed synth_kvasir.mit_b0.pld"
     kedro(project, "run", "--env=demo", "--pipelines=reproduce", only)
     trained = sorted(path.name for path in (project / "data/demo/06_models").iterdir())
-    assert trained == ["synth_kvasir.mit_b0.pld", "synth_kvasir.mit_b0.sed"]
+    assert trained == ["synth_kvasir.mit_b0.pld.seed42", "synth_kvasir.mit_b0.sed.seed42"]
     runs = pd.read_csv(project / "data/demo/08_reporting/runs.csv")
     assert sorted(runs["head"]) == ["pld", "sed"]  # the tables cover the narrowed grid
     listed = json.loads((project / "data/demo/08_reporting/metrics.json").read_text())

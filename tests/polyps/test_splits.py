@@ -12,9 +12,12 @@ from ssformer_repro.polyps.splits import (
     SplitError,
     assign_splits,
     build_split_manifest,
+    kfold_split,
     random_split,
+    read_groups,
     read_id_list,
     split_by_subset,
+    split_for_fold,
     split_from_id_lists,
 )
 from tests.polyps.conftest import write_pair
@@ -169,7 +172,7 @@ def test_manifest_is_byte_identical_across_runs(
 
 def test_assign_splits_dispatches_through_the_registry() -> None:
     pairs = _pairs(_ids(30))
-    assert sorted(SPLIT_STRATEGIES) == ["id_lists", "pranet", "random"]
+    assert sorted(SPLIT_STRATEGIES) == ["id_lists", "kfold", "pranet", "random"]
     assert assign_splits(pairs, "random", seed=3) == random_split(_ids(30), seed=3)
 
 
@@ -187,7 +190,65 @@ def test_the_id_lists_strategy_reads_its_files_relative_to_the_project(
 
 
 def test_assign_splits_explains_unknown_strategy_and_options() -> None:
-    with pytest.raises(SplitError, match=r"valid: \['id_lists', 'pranet', 'random'\]"):
-        assign_splits(_pairs(["a"]), "kfold")
+    with pytest.raises(SplitError, match=r"valid: \['id_lists', 'kfold', 'pranet', 'random'\]"):
+        assign_splits(_pairs(["a"]), "holdout")
     with pytest.raises(SplitError, match=r"'random' got options \['sed'\].*accepts \['seed'"):
         assign_splits(_pairs(["a"]), "random", sed=1)
+
+
+def test_kfold_tests_every_image_exactly_once_in_folds_of_equal_size() -> None:
+    ids = _ids(61)
+    assignment = kfold_split(ids, folds=5, seed=42, val_fraction=0.1)
+    folds = Counter(row["fold"] for row in assignment.values())
+    assert sorted(folds) == [0, 1, 2, 3, 4] and sum(folds.values()) == 61
+    assert max(folds.values()) - min(folds.values()) <= 1
+    manifest = build_split_manifest(_pairs(ids), assignment)
+    assert set(manifest["split"]) == {"cv"} and list(manifest.columns[-2:]) == ["fold", "val_fold"]
+    tested = []
+    for fold in range(5):
+        split = split_for_fold(manifest, fold).set_index("id")["split"]
+        tested += split[split == "test"].index.tolist()
+        val = split[split == "val"].index
+        assert len(val) == round(0.1 * (61 - folds[fold]))
+        assert not set(val) & set(split[split == "test"].index)  # selection never on the test fold
+    assert sorted(tested) == ids  # every image a test image exactly once
+    assert kfold_split(ids, 5, 42, 0.1) == assignment
+    assert kfold_split(ids, 5, 43, 0.1) != assignment
+
+
+def test_grouped_kfold_keeps_each_group_in_one_fold() -> None:
+    ids = _ids(60)
+    groups = {sample_id: f"sequence{index // 7}" for index, sample_id in enumerate(ids)}
+    assignment = kfold_split(ids, folds=3, seed=1, val_fraction=0.2, groups=groups)
+    by_group: dict[str, set] = {}
+    for sample_id, row in assignment.items():
+        by_group.setdefault(groups[sample_id], set()).add((row["fold"], row["val_fold"]))
+    assert all(len(places) == 1 for places in by_group.values())  # folds and validation alike
+    sizes = Counter(row["fold"] for row in assignment.values())
+    assert max(sizes.values()) - min(sizes.values()) <= 7  # at most one group apart
+
+
+def test_kfold_problems_are_clear() -> None:
+    with pytest.raises(SplitError, match="images with no group in the groups file: 'frame_0002'"):
+        kfold_split(_ids(3), 2, 0, 0.1, {"frame_0000": "a", "frame_0001": "b"})
+    with pytest.raises(SplitError, match="Cannot make 3 folds of 2 groups"):
+        kfold_split(_ids(4), 3, 0, 0.1, dict.fromkeys(_ids(4), "a") | {"frame_0003": "b"})
+    with pytest.raises(SplitError, match="val_fraction 0.6 is too large for 3 folds"):
+        kfold_split(_ids(30), 3, 0, 0.6)
+    with pytest.raises(SplitError, match="needs a k-fold manifest"):
+        split_for_fold(build_split_manifest(_pairs(["a"]), {"a": "train"}), 0)
+
+
+def test_kfold_manifests_are_byte_identical_across_runs(tmp_path: Path) -> None:
+    groups = tmp_path / "groups.csv"
+    groups.write_text("id,group\n" + "".join(f"{i}.png,s{n % 4}\n" for n, i in enumerate(_ids(20))))
+    texts = [
+        build_split_manifest(
+            _pairs(_ids(20)),
+            assign_splits(_pairs(_ids(20)), "kfold", folds=4, seed=3, groups=str(groups)),
+        ).to_csv(index=False)
+        for _ in range(2)
+    ]
+    assert texts[0] == texts[1]
+    with pytest.raises(SplitError, match="groups file not found"):
+        read_groups(tmp_path / "missing.csv")

@@ -223,7 +223,7 @@ def test_credentials_never_reach_mlflow_parameters(
         parameters["augmentation"],
         parameters["reproduce"],
         tracking,
-        run=GridRun("kvasir", "mit_b0", "pld"),
+        run=GridRun("kvasir", "mit_b0", "pld", 42),
     )
 
     logged = mlflow.get_run(summary["mlflow_run_id"]).data

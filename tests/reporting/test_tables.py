@@ -108,3 +108,30 @@ def test_published_table_reproduces_the_reports_totals() -> None:
 def test_no_runs_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="grid"):
         runs_frame([])
+
+
+def test_scores_with_tta_stand_beside_those_without_each_labelled() -> None:
+    metrics = [
+        {
+            "dataset": "kvasir",
+            "backbone": "mit_b0",
+            "head": head,
+            "mdice": dice + 0.01,
+            "miou": iou + 0.01,
+            "tta": "flips",
+            "without_tta": {"mdice": dice, "miou": iou},
+        }
+        for (_, backbone, head), (dice, iou) in HAND_MADE.items()
+        if backbone == "mit_b0"
+    ]
+    table = results_table(runs_frame(metrics))
+    assert list(table["metric"][:4]) == [
+        "mIoU (no TTA)",
+        "mIoU (TTA: flips)",
+        "mDice (no TTA)",
+        "mDice (TTA: flips)",
+    ]
+    assert row(table, "mit_b0", "mDice (no TTA)")["pld"] == pytest.approx(90.0)
+    assert row(table, "mit_b0", "mDice (TTA: flips)")["pld"] == pytest.approx(91.0)
+    per_set = scores_per_test_set(metrics)
+    assert per_set["mdice_without_tta"].tolist() == pytest.approx([90.0, 92.0])

@@ -158,7 +158,7 @@ def grid_problems(parameters: dict[str, Any], with_runs: bool = True) -> list[st
         for name in reproduce["datasets"]
         if name not in built
     ]
-    every_run = [run.name for run in grid_runs({**reproduce, "only": None})]
+    every_run = [run.name for run in grid_runs({**reproduce, "only": None}, described)]
     problems += [
         f"reproduce.overrides: {key!r} names no run of the grid; its runs: {', '.join(every_run)}"
         for key in reproduce.get("overrides") or {}
@@ -166,7 +166,7 @@ def grid_problems(parameters: dict[str, Any], with_runs: bool = True) -> list[st
     ]
     if not problems:
         try:
-            grid_runs(reproduce)
+            grid_runs(reproduce, described)
         except ValueError as error:
             problems.append(str(error))
     return problems
@@ -183,7 +183,7 @@ def dataset_problems(name: str, dataset: dict[str, Any]) -> list[str]:
         hint = DOWNLOAD_HINTS[dataset["layout"]].format(root=root)
         return [f"datasets.{name}.root: {root} does not exist. {hint}"]
     split = dataset["split"]
-    if split["strategy"] != "id_lists":
+    if split["strategy"] not in ("id_lists", "kfold"):
         return []
     ids = None
     if reads_files:
@@ -191,7 +191,29 @@ def dataset_problems(name: str, dataset: dict[str, Any]) -> list[str]:
             ids = [pair.id for pair in discover_pairs(dataset["layout"], root)]
         except DatasetLayoutError:
             ids = None  # ingestion reports the layout's problems, file by file
+    if split["strategy"] == "kfold":
+        return groups_problems(name, split, ids)
     return id_lists_problems(name, split["id_lists"], ids)
+
+
+def groups_problems(name: str, split: dict[str, Any], ids: list[str] | None) -> list[str]:
+    """A k-fold split's groups file must exist, be an `id,group` CSV and group every image."""
+    from ssformer_repro.polyps.splits import SplitError, read_groups
+
+    where = f"datasets.{name}.split"
+    if ids is not None and split.get("folds", 5) > len(ids):
+        return [f"{where}.folds: {split['folds']} folds of {len(ids)} images"]
+    if not split.get("groups"):
+        return []
+    try:
+        groups = read_groups(split["groups"])
+    except SplitError as error:
+        return [f"{where}.groups: {error}"]
+    missing = [sample_id for sample_id in ids or [] if sample_id not in groups]
+    if missing:
+        shown = ", ".join(repr(sample_id) for sample_id in missing[:5])
+        return [f"{where}.groups: images with no group: {shown} ({len(missing)} in all)"]
+    return []
 
 
 def id_lists_problems(name: str, files: dict[str, str | None], ids: list[str] | None) -> list[str]:
@@ -249,3 +271,45 @@ def device_problem(block: dict[str, Any]) -> str | None:
     except (ValueError, RuntimeError) as error:
         return str(error)
     return None
+
+
+def usage_problems(parameters: dict[str, Any], pipeline_names: Iterable[str]) -> list[str]:
+    """What the predict and export pipelines need set before they can start."""
+
+    def run_problem(key: str, name: Any) -> list[str]:
+        try:
+            GridRun.parse(name)
+        except ValueError as error:
+            return [f"{key}: {error}"]
+        return []
+
+    problems = []
+    if "predict" in pipeline_names:
+        predict = parameters.get("predict") or {}
+        run, checkpoint, folder = (
+            predict.get("run"),
+            predict.get("checkpoint"),
+            predict.get("input"),
+        )
+        if bool(run) == bool(checkpoint):
+            problems.append(
+                "predict: set exactly one of predict.run (a run of the grid, e.g. "
+                "kvasir.mit_b2.pld.seed42) and predict.checkpoint (a best.pt file)"
+            )
+        elif run:
+            problems += run_problem("predict.run", run)
+        elif not Path(checkpoint).is_file():
+            problems.append(f"predict.checkpoint: {checkpoint} is not a file; give a best.pt")
+        if not folder:
+            problems.append("predict.input: not set; give the folder of frames to segment")
+        elif not Path(folder).is_dir():
+            problems.append(f"predict.input: {folder} is not a folder")
+    if "export" in pipeline_names:
+        name = (parameters.get("export") or {}).get("run")
+        if not name:
+            problems.append(
+                "export.run: not set; name the run to export, e.g. kvasir.mit_b2.pld.seed42"
+            )
+        else:
+            problems += run_problem("export.run", name)
+    return problems

@@ -229,6 +229,11 @@ class AugmentationSettings(Settings):
 # --- evaluation -------------------------------------------------------------------------------
 
 
+# Test-time augmentation: none, or probabilities averaged over flipped copies (flipped back):
+# hflip = the image and its horizontal flip; flips = also the vertical and the double flip.
+TtaMode = Literal["none", "hflip", "flips"]
+
+
 class EvaluationSettings(Settings):
     """Scoring of the test split: fp32 by default, as the study scored."""
 
@@ -237,6 +242,7 @@ class EvaluationSettings(Settings):
     batch_size: PositiveInt = 16
     num_workers: NonNegativeInt = 0
     device: str = AUTO
+    tta: TtaMode = "none"  # with flips, the tables show the scores without and with TTA
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -299,6 +305,10 @@ class SyntheticSettings(Settings):
     min_size: Annotated[int, Field(ge=32)] = 96
     max_size: Annotated[int, Field(ge=32)] = 160
     max_polyps: PositiveInt = 2
+    polyp_size: Pair[Annotated[float, Field(gt=0, le=0.9)]] = [0.08, 0.35]  # of the short side
+    contrast: Annotated[float, Field(gt=0)] = (
+        1.0  # how much paler than the mucosa a polyp is (1: as for tests)
+    )
     test_sets: dict[str, PositiveInt] | None = None  # pranet layout: test set -> images
 
 
@@ -360,6 +370,7 @@ class ReproduceSettings(Settings):
     datasets: list[str]
     backbones: list[str]
     heads: list[str]
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)]  # training seeds: each a run
     overrides: dict[str, dict[str, Any]] = {}
     only: list[str] | None = None
 
@@ -398,6 +409,38 @@ class ModelSizesSettings(Settings):
     image_size: PositiveInt = 352
 
 
+class StatisticsSettings(Settings):
+    """The verdict's paired statistics (reporting/statistics.py)."""
+
+    bootstrap_samples: Annotated[int, Field(ge=100)] = 2000
+    level: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    seed: NonNegativeInt = 0
+
+
+class PredictSettings(Settings):
+    """Segmenting a folder of new frames (the predict pipeline)."""
+
+    run: str | None = None  # a run of the grid, e.g. kvasir.mit_b2.pld.seed42
+    checkpoint: str | None = None  # or a best.pt file
+    input: str | None = None  # the folder of frames
+    tta: TtaMode = "none"
+    batch_size: PositiveInt = 8
+    num_workers: NonNegativeInt = 0
+    save_probabilities: bool = False
+    save_overlays: bool = True
+    on_existing: Literal["refuse", "new"] = "refuse"
+
+
+class ExportSettings(Settings):
+    """Exporting a run to ONNX and MLflow (the export pipeline)."""
+
+    run: str | None = None
+    check_frames: PositiveInt = 4  # test images compared between ONNX Runtime and PyTorch
+    mlflow: bool = True  # also log the model to the run's MLflow child run
+    on_existing: Literal["refuse", "new"] = "refuse"
+
+
 class Parameters(Settings):
     """All parameters of a `kedro run`."""
 
@@ -410,6 +453,9 @@ class Parameters(Settings):
     reproduce: ReproduceSettings
     tracking: TrackingSettings = TrackingSettings()
     model_sizes: ModelSizesSettings | None = None
+    statistics: StatisticsSettings = StatisticsSettings()
+    predict: PredictSettings = PredictSettings()
+    export: ExportSettings = ExportSettings()
 
 
 # The blocks a run's `reproduce.overrides` entry may change, and their models.

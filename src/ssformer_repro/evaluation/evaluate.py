@@ -20,10 +20,11 @@ from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.augment import build_eval_transform
 from ssformer_repro.polyps.io import read_rgb
+from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
 from ssformer_repro.storage.atomic import write_atomically
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
-from ssformer_repro.training.checkpoint import load_best_model
+from ssformer_repro.training.checkpoint import CheckpointError, load_best_model
 from ssformer_repro.training.device import amp_settings, resolve_device
 from ssformer_repro.training.failures import explained_resource_errors
 
@@ -48,18 +49,28 @@ class TrainedModel:
         self.device = resolve_device(evaluation.get("device", "auto"))
         amp = amp_settings(self.device, evaluation.get("amp", "off"))
         self.amp_dtype = amp.dtype if amp.enabled else None
+        self.tta = evaluation.get("tta", "none")
         network = build_configured_model(
             run.backbone, run.head, settings["model"], with_pretrained=False
         )
-        self.network: nn.Module = load_best_model(network, checkpoint).to(self.device)
+        try:
+            network = load_best_model(network, checkpoint)
+        except RuntimeError as error:  # load_state_dict: missing, unexpected or resized keys
+            first_line = str(error).splitlines()[0]
+            raise CheckpointError(
+                f"{checkpoint} does not hold a {run.backbone} + {run.head} network with these "
+                f"model settings ({first_line}). Give the run it was trained as."
+            ) from error
+        self.network: nn.Module = network.to(self.device).eval()
 
     def test_set(self, split_manifest: pd.DataFrame) -> EvaluationDataset:
         """The manifest's test split, resized and normalised as in training."""
         transform = build_eval_transform(self.settings["augmentation"])
         return EvaluationDataset(split_manifest, "test", transform)
 
-    def predictions(self, dataset: Dataset):
-        """(id, probability at the mask's size, mask) of every image of `dataset`, in batches."""
+    def predictions(self, dataset: Dataset, tta: str | None = None):
+        """(id, probability at the mask's size, mask) of every image of `dataset`, in batches,
+        with the evaluation's test-time augmentation unless `tta` says otherwise."""
         evaluation = self.settings["evaluation"]
         loader = DataLoader(
             dataset,
@@ -67,7 +78,8 @@ class TrainedModel:
             num_workers=evaluation["num_workers"],
             collate_fn=collate_evaluation,
         )
-        return predict_probabilities(self.network, loader, self.device, self.amp_dtype)
+        tta = self.tta if tta is None else tta
+        return predict_probabilities(self.network, loader, self.device, self.amp_dtype, tta)
 
 
 def evaluate_checkpoint(
@@ -83,6 +95,7 @@ def evaluate_checkpoint(
     checkpoint's and manifest's contents, the evaluation and augmentation settings, the code);
     scoring the same again returns them without predicting anything.
     """
+    split_manifest = split_for_fold(split_manifest, run.fold)
     key = evaluation_key(settings, split_manifest, checkpoint)
     if run_folder is not None:
         stored = _stored_evaluation(run_folder, key)
@@ -136,14 +149,28 @@ def _store_evaluation(run_folder: Path, key: dict, per_image: pd.DataFrame, metr
 def _score(
     run: GridRun, settings: dict[str, Any], split_manifest: pd.DataFrame, checkpoint: str | Path
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The test scores with the evaluation's TTA; with TTA on, also those without it, beside."""
     model = TrainedModel(run, settings, checkpoint)
-    evaluation = settings["evaluation"]
+    per_image, metrics = _scores(model, split_manifest, model.tta)
+    if model.tta != "none":
+        plain, plain_metrics = _scores(model, split_manifest, "none")
+        plain = plain.set_index("id").loc[per_image["id"]]
+        per_image["dice_without_tta"] = plain["dice"].to_numpy()
+        per_image["iou_without_tta"] = plain["iou"].to_numpy()
+        metrics["without_tta"] = {key: plain_metrics[key] for key in ("mdice", "miou", "test_sets")}
+    return per_image, metrics
+
+
+def _scores(
+    model: TrainedModel, split_manifest: pd.DataFrame, tta: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    run, evaluation = model.run, model.settings["evaluation"]
     test_sets = image_test_sets(split_manifest, run.dataset)
     with explained_resource_errors(
         run.name, evaluation["batch_size"], setting="evaluation.batch_size"
     ):
         per_image, toolbox = evaluate_predictions(
-            model.predictions(model.test_set(split_manifest)),
+            model.predictions(model.test_set(split_manifest), tta),
             threshold=evaluation["threshold"],
             progress=True,
             test_sets=test_sets,
@@ -164,6 +191,7 @@ def _score(
         },
         "pooling": POOLING,
         "threshold": evaluation["threshold"],
+        "tta": tta,
         "convention": EMPTY_MASK_CONVENTION,
     }
     return per_image, metrics
@@ -192,7 +220,7 @@ def plot_test_examples(
 ) -> Figure:
     """The best, median and worst test images by Dice, with the model's predictions."""
     model = TrainedModel(run, settings, checkpoint)
-    test_set = model.test_set(split_manifest)
+    test_set = model.test_set(split_for_fold(split_manifest, run.fold))
     rows = test_set.samples
     chosen = select_examples(test_scores)
     positions = [rows.index[rows["id"] == image_id][0] for image_id in chosen.values()]

@@ -25,34 +25,82 @@ POOLED = "pooled"  # the key of the toolbox metrics over every test image
 DEFAULT_TEST_SET = "test"
 
 
+# The flipped copies each test-time augmentation averages (dims of a (B, C, H, W) batch).
+TTA_FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "none": ((),),
+    "hflip": ((), (3,)),
+    "flips": ((), (3,), (2,), (2, 3)),
+}
+
+
+def flip_averaged_probabilities(
+    model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | None = None, tta: str = "none"
+) -> torch.Tensor:
+    """(B,1,h,w) float32 probabilities of `images`, averaged over `tta`'s flipped copies.
+
+    `amp_dtype` (e.g. torch.bfloat16) runs the forward passes in autocast on the images' device.
+    """
+    if tta not in TTA_FLIPS:
+        raise ValueError(f"tta must be one of {sorted(TTA_FLIPS)}, got {tta!r}.")
+    autocast = (
+        torch.autocast(images.device.type, dtype=amp_dtype)
+        if amp_dtype is not None
+        else contextlib.nullcontext()
+    )
+    total = None
+    for dims in TTA_FLIPS[tta]:
+        with torch.inference_mode(), autocast:
+            logits = model(images.flip(dims) if dims else images)
+        if logits.ndim != 4 or logits.shape[1] != 1:
+            raise ValueError(f"the model must return (B,1,H,W) logits, got {tuple(logits.shape)}.")
+        probabilities = torch.sigmoid(logits.float())
+        probabilities = probabilities.flip(dims) if dims else probabilities
+        total = probabilities if total is None else total + probabilities
+    return total / len(TTA_FLIPS[tta])
+
+
+def batch_probabilities(
+    model: nn.Module,
+    loader: Iterable[dict],
+    device: torch.device | str,
+    amp_dtype: torch.dtype | None = None,
+    tta: str = "none",
+) -> Iterator[tuple[dict, list[np.ndarray]]]:
+    """Each batch of `loader` with the float32 probability of each of its images, resized
+    (bilinear) to that image's `size`. A batch whose "image" is None (every frame skipped)
+    comes with no probabilities. Puts the model in eval mode."""
+    device = torch.device(device)
+    model.eval()
+    for batch in loader:
+        if batch["image"] is None:
+            yield batch, []
+            continue
+        images = batch["image"].to(device, non_blocking=True)
+        probabilities = flip_averaged_probabilities(model, images, amp_dtype, tta)
+        yield (
+            batch,
+            [
+                F.interpolate(
+                    probability[None], size=tuple(size), mode="bilinear", align_corners=False
+                )[0, 0]
+                .cpu()
+                .numpy()
+                .astype(np.float32)
+                for probability, size in zip(probabilities, batch["size"], strict=True)
+            ],
+        )
+
+
 def predict_probabilities(
     model: nn.Module,
     loader: Iterable[dict],
     device: torch.device | str,
     amp_dtype: torch.dtype | None = None,
+    tta: str = "none",
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """Yield (id, probability float32 HxW, gt bool HxW), the probability resized to the mask's size.
-
-    Puts the model in eval mode. `amp_dtype` (e.g. torch.bfloat16) runs the forward pass in
-    autocast on the model's device (CUDA or CPU); the probabilities are taken in float32.
-    """
-    device = torch.device(device)
-    model.eval()
-    for batch in loader:
-        images = batch["image"].to(device, non_blocking=True)
-        autocast = (
-            torch.autocast(device.type, dtype=amp_dtype)
-            if amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
-            logits = model(images)
-        if logits.ndim != 4 or logits.shape[1] != 1:
-            raise ValueError(
-                f"predict_probabilities: the model must return (B,1,H,W) logits, "
-                f"got {tuple(logits.shape)}."
-            )
-        probabilities = torch.sigmoid(logits.float())
+    """Yield (id, probability float32 HxW, gt bool HxW), the probability resized to the mask's
+    size (see batch_probabilities)."""
+    for batch, probabilities in batch_probabilities(model, loader, device, amp_dtype, tta):
         for probability, mask, image_id, size in zip(
             probabilities, batch["mask"], batch["id"], batch["size"], strict=True
         ):
@@ -62,10 +110,7 @@ def predict_probabilities(
                     f"predict_probabilities: image {image_id!r} has size {tuple(size)} but its "
                     f"mask is {gt.shape}; the dataset must report the mask's original size."
                 )
-            resized = F.interpolate(
-                probability[None], size=gt.shape, mode="bilinear", align_corners=False
-            )
-            yield image_id, resized[0, 0].cpu().numpy().astype(np.float32), gt
+            yield image_id, probability, gt
 
 
 def evaluate_predictions(

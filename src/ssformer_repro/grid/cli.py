@@ -1,11 +1,11 @@
 """The experiment grid from the command line: list its runs, or train and evaluate one of them.
 
-Once data_processing has written its outputs, every run of the grid ("<dataset>.<backbone>.<head>")
+Once data_processing has written its outputs, every run of the grid ("<dataset>.<backbone>.<head>.seed<seed>[.fold<k>]")
 is independent, so runs can go to separate processes, jobs or machines (docs/scaling.md)::
 
     python -m ssformer_repro.grid list --env base             # the run names, one per line
-    python -m ssformer_repro.grid run kvasir.mit_b2.pld       # one run in this process
-    torchrun --nproc_per_node=4 -m ssformer_repro.grid run kvasir.mit_b2.pld   # on 4 GPUs
+    python -m ssformer_repro.grid run kvasir.mit_b2.pld.seed42   # one run, in this process
+    torchrun --nproc_per_node=4 -m ssformer_repro.grid run kvasir.mit_b2.pld.seed42  # 4 GPUs
 
 `run` is `kedro run --pipelines=training --namespaces=<run>` that also works under torchrun:
 rank 0 runs that Kedro pipeline as usual (hooks, MLflow, saved outputs, test evaluation), while
@@ -36,9 +36,9 @@ def grid_run_names_of(
     It reads the configuration without a Kedro session, whose start-up logs to stdout, so that
     `list` prints nothing but the names.
     """
-    from ssformer_repro.grid.runs import grid_runs
+    from ssformer_repro.grid.runs import parameter_grid
 
-    return [run.name for run in grid_runs(load_parameters(project_path, env, params)["reproduce"])]
+    return [run.name for run in parameter_grid(load_parameters(project_path, env, params))]
 
 
 def run_one(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ssformer_repro.config.loader import load_parameters
-from ssformer_repro.grid.runs import GridRun, grid_runs, run_settings
+from ssformer_repro.grid.runs import GridRun, parameter_grid, run_settings
 from ssformer_repro.storage.digests import path_digest
 
 # Only these dataset sources read raw files; a synthetic dataset is written by its own stage.
@@ -56,9 +56,9 @@ def run_inputs(parameters: dict[str, Any], run: GridRun) -> dict:
 
 
 def write_stage_inputs(parameters: dict[str, Any], output: Path) -> list[Path]:
-    """``output/datasets/<dataset>.json`` and ``output/runs/<dataset>.<backbone>.<head>.json``."""
+    """``output/datasets/<dataset>.json`` and ``output/runs/<run>.json``, one per DVC stage."""
     processed = parameters["data_processing"]["datasets"]
-    runs = grid_runs(parameters["reproduce"])
+    runs = parameter_grid(parameters)
     unprocessed = sorted({run.dataset for run in runs} - set(processed))
     if unprocessed:
         raise ValueError(
@@ -67,8 +67,14 @@ def write_stage_inputs(parameters: dict[str, Any], output: Path) -> list[Path]:
         )
     datasets = {name: dataset_inputs(parameters, name) for name in processed}
     contents = {Path("datasets", f"{name}.json"): inputs for name, inputs in datasets.items()}
-    for run in runs:
-        contents[Path("runs", f"{run.name}.json")] = run_inputs(parameters, run)
+    stages: dict[GridRun, list[GridRun]] = {}
+    for run in runs:  # a stage trains every fold of its run
+        stages.setdefault(run.stage_run, []).append(run)
+    for stage_run, members in stages.items():
+        content = run_inputs(parameters, stage_run)
+        if members != [stage_run]:  # an override may name one fold: each fold's own inputs
+            content = {"run": stage_run.name, "folds": [run_inputs(parameters, m) for m in members]}
+        contents[Path("runs", f"{stage_run.name}.json")] = content
 
     written = []
     for relative, content in contents.items():

@@ -45,6 +45,27 @@ class DecodedCache:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def select(self, ids: Sequence[str]) -> DecodedCache:
+        """The rows of `ids`, in that order; a slice (no copy) when they are contiguous."""
+        position = {sample_id: index for index, sample_id in enumerate(self.ids)}
+        missing = [sample_id for sample_id in ids if sample_id not in position]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} ids are not in the decoded cache (e.g. {missing[:3]}); rebuild "
+                "it from the current split manifest (re-run data_processing)."
+            )
+        indices = np.array([position[sample_id] for sample_id in ids], dtype=np.int64)
+        contiguous = len(indices) > 0 and np.array_equal(
+            indices, np.arange(indices[0], indices[0] + len(indices))
+        )
+        rows = slice(int(indices[0]), int(indices[-1]) + 1) if contiguous else indices
+        return DecodedCache(
+            ids=list(ids),
+            images=self.images[rows],
+            masks=self.masks[rows],
+            splits=[self.splits[index] for index in indices],
+        )
+
     def subset(self, split: str) -> DecodedCache:
         """The rows of one split; a slice (no copy) when they are contiguous, as built here."""
         indices = np.flatnonzero(np.asarray(self.splits) == split)

@@ -46,6 +46,11 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
+def image_mode(path: str | Path) -> str:
+    """Return the Pillow mode of an image file ("RGB", "L", "I;16", "RGBA", "P"...), header only."""
+    return _decode(path, lambda image: image.mode, load=False)
+
+
 def _decode(path: str | Path, convert: Callable[[Image.Image], T], load: bool = True) -> T:
     """Open `path` with Pillow (tifffile as a fallback for TIFF) and apply `convert` to it."""
     path = Path(path)

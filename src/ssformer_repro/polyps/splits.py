@@ -7,8 +7,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupKFold, KFold, train_test_split
 
 from ssformer_repro.polyps.layouts import IMAGE_SUFFIXES, SamplePair
 
@@ -150,6 +151,119 @@ def split_by_subset(
     return _assignment(train=train, val=val, test=test)
 
 
+CROSS_VALIDATION = "cv"  # the `split` of every image of a k-fold dataset: see `split_for_fold`
+
+
+def kfold_split(
+    ids: Iterable[str],
+    folds: int,
+    seed: int,
+    val_fraction: float = 0.1,
+    groups: Mapping[str, str] | None = None,
+) -> Assignment:
+    """K folds of the whole dataset: sorted ids, shuffled with `seed` (scikit-learn's KFold, or
+    GroupKFold so that each group of `groups` stays in one fold; fold sizes differ by at most
+    one image, or by at most the largest group).
+
+    Every image gets `fold`, the fold whose run tests on it, and `val_fold`, the fold whose run
+    validates on it (-1 for none): fold k's validation part is `val_fraction` of the other folds'
+    images (whole groups), each image validating at most one fold. Fold k's run trains on the
+    rest (`split_for_fold`).
+    """
+    ids = _sorted_unique(ids)
+    _check_fractions(val_fraction=val_fraction)
+    if not 2 <= folds <= len(ids):
+        raise SplitError(f"Cannot make {folds} folds of {len(ids)} images; use 2..{len(ids)}.")
+    if groups is not None:
+        ungrouped = [sample_id for sample_id in ids if sample_id not in groups]
+        if ungrouped:
+            raise SplitError(_listed("images with no group in the groups file", ungrouped)[0])
+        units = [groups[sample_id] for sample_id in ids]
+        if len(set(units)) < folds:
+            raise SplitError(f"Cannot make {folds} folds of {len(set(units))} groups.")
+        # GroupKFold puts the largest groups first, each into the smallest fold so far, which
+        # keeps fold sizes within one group of each other; seeded relabelling decides ties.
+        order = np.random.default_rng(seed).permutation(len(set(units)))
+        relabel = dict(zip(sorted(set(units)), order, strict=True))
+        units = [relabel[unit] for unit in units]
+        splitter = GroupKFold(n_splits=folds)
+    else:
+        units = list(ids)
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    fold_of = {}
+    for fold, (_, test) in enumerate(splitter.split(ids, groups=units if groups else None)):
+        fold_of.update({ids[index]: fold for index in test})
+    val_fold = _validation_folds(ids, units, fold_of, folds, val_fraction, seed)
+    return {
+        sample_id: {
+            "split": CROSS_VALIDATION,
+            "fold": fold_of[sample_id],
+            "val_fold": val_fold[sample_id],
+        }
+        for sample_id in ids
+    }
+
+
+def _validation_folds(
+    ids: list[str], units: list[str], fold_of: dict, folds: int, val_fraction: float, seed: int
+) -> dict[str, int]:
+    """For each fold, whole units (groups or images) of the other folds to validate on."""
+    rng = np.random.default_rng(seed)
+    members: dict[str, list[str]] = {}
+    for sample_id, unit in zip(ids, units, strict=True):
+        members.setdefault(unit, []).append(sample_id)
+    val_fold = dict.fromkeys(ids, -1)
+    for fold in range(folds):
+        candidates = [u for u in dict.fromkeys(units) if fold_of[members[u][0]] != fold]
+        wanted = round(val_fraction * sum(len(members[u]) for u in candidates))
+        taken = 0
+        for index in rng.permutation(len(candidates)):
+            if taken >= wanted:
+                break
+            unit = candidates[index]
+            if val_fold[members[unit][0]] == -1:
+                val_fold.update(dict.fromkeys(members[unit], fold))
+                taken += len(members[unit])
+        if taken < wanted:
+            raise SplitError(
+                f"val_fraction {val_fraction} is too large for {folds} folds: each image "
+                f"validates at most one fold, so use at most {1 / (folds - 1):.2f}."
+            )
+    return val_fold
+
+
+def split_for_fold(manifest: pd.DataFrame, fold: int | None) -> pd.DataFrame:
+    """The manifest as fold `fold`'s run splits it: test on the fold, validate on its
+    validation part, train on the rest. A manifest without folds (fold None) is returned as is."""
+    if fold is None:
+        return manifest
+    if "fold" not in manifest:
+        raise SplitError(f"A run of fold {fold} needs a k-fold manifest (split strategy kfold).")
+    folds = pd.to_numeric(manifest["fold"])
+    split = np.where(
+        folds == fold, "test", np.where(pd.to_numeric(manifest["val_fold"]) == fold, "val", "train")
+    )
+    return manifest.assign(split=split)
+
+
+def read_groups(path: str | Path, root: Path | None = None) -> dict[str, str]:
+    """An `id,group` CSV (e.g. CVC-ClinicDB frames and their video sequences), relative to
+    `root` (the working directory, the project root under `kedro run`)."""
+    path = Path(path)
+    path = path if path.is_absolute() else (Path.cwd() if root is None else root) / path
+    if not path.is_file():
+        raise SplitError(f"{path}: groups file not found. It must be an `id,group` CSV.")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"id", "group"} <= set(table.columns):
+        raise SplitError(f"{path}: needs the columns id and group, has {list(table.columns)}.")
+    duplicated = table["id"][table["id"].duplicated()].tolist()
+    if duplicated:
+        raise SplitError(_listed(f"{path}: ids listed twice", duplicated)[0])
+    return {
+        _strip_image_suffix(i): group for i, group in zip(table["id"], table["group"], strict=True)
+    }
+
+
 def build_split_manifest(pairs: Sequence[SamplePair], assignment: Assignment) -> pd.DataFrame:
     """Table id, image_path, mask_path, split, subset sorted by id: the source of truth for a run.
 
@@ -201,10 +315,23 @@ def _id_lists_strategy(
     )
 
 
+def _kfold_strategy(
+    pairs: Sequence[SamplePair],
+    folds: int = 5,
+    seed: int = 42,
+    val_fraction: float = 0.1,
+    groups: str | None = None,
+) -> Assignment:
+    """`kfold_split`, with the groups file read (see `read_groups`)."""
+    grouping = read_groups(groups) if groups else None
+    return kfold_split([pair.id for pair in pairs], folds, seed, val_fraction, grouping)
+
+
 SPLIT_STRATEGIES: dict[str, Callable[..., Assignment]] = {
     "random": _random_strategy,
     "id_lists": _id_lists_strategy,
     "pranet": split_by_subset,
+    "kfold": _kfold_strategy,
 }
 
 

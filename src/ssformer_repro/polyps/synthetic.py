@@ -25,21 +25,39 @@ Sample = tuple[str, np.ndarray, np.ndarray]
 
 
 def generate_synthetic_polyps(
-    n_images: int, seed: int, min_size: int = 96, max_size: int = 160, max_polyps: int = 2
+    n_images: int,
+    seed: int,
+    min_size: int = 96,
+    max_size: int = 160,
+    max_polyps: int = 2,
+    polyp_size: Sequence[float] = (0.08, 0.35),
+    contrast: float = 1.0,
 ) -> list[Sample]:
-    """Return `n_images` (id, RGB uint8 frame, uint8 0/255 mask) samples, deterministic in `seed`."""
+    """Return `n_images` (id, RGB uint8 frame, uint8 0/255 mask) samples, deterministic in `seed`.
+
+    `polyp_size` is the range of a polyp's diameter as a fraction of the frame's short side;
+    `contrast` scales how much paler than the mucosa a polyp is (1: as drawn for the tests, more:
+    an easier task that a tiny model learns in a few epochs).
+    """
+    low, high = polyp_size
     if n_images < 1 or not 32 <= min_size <= max_size or max_polyps < 1:
         raise ValueError(
             f"Need n_images >= 1, 32 <= min_size <= max_size and max_polyps >= 1; got "
             f"n_images={n_images}, min_size={min_size}, max_size={max_size}, max_polyps={max_polyps}."
         )
+    if not 0 < low <= high <= 0.9 or contrast <= 0:
+        raise ValueError(
+            f"Need 0 < polyp_size[0] <= polyp_size[1] <= 0.9 and contrast > 0; got "
+            f"polyp_size={list(polyp_size)}, contrast={contrast}."
+        )
     return [
         _synthetic_sample(
             np.random.default_rng([seed, index]),
             f"synth_{index:04d}",
-            min_size,
-            max_size,
+            (min_size, max_size),
             max_polyps,
+            (low, high),
+            contrast,
         )
         for index in range(n_images)
     ]
@@ -164,16 +182,22 @@ def _check_replaceable(root: Path) -> None:
 
 
 def _synthetic_sample(
-    rng: np.random.Generator, sample_id: str, min_size: int, max_size: int, max_polyps: int
+    rng: np.random.Generator,
+    sample_id: str,
+    frame_size: tuple[int, int],
+    max_polyps: int,
+    polyp_size: tuple[float, float],
+    contrast: float,
 ) -> Sample:
     """Draw one frame and its mask."""
+    min_size, max_size = frame_size
     height, width = (int(side) for side in rng.integers(min_size, max_size + 1, size=2))
     base_colour = np.array([0.78, 0.40, 0.36]) + rng.uniform(-0.06, 0.06, size=3)
     frame = _mucosa(rng, height, width, base_colour)
     mask = np.zeros((height, width), np.uint8)
     for _ in range(rng.integers(1, max_polyps + 1)):
-        polyp = _polyp_shape(rng, height, width)
-        frame = _paint_polyp(rng, frame, polyp)
+        polyp = _polyp_shape(rng, height, width, polyp_size)
+        frame = _paint_polyp(rng, frame, polyp, contrast)
         mask |= polyp
     frame = _add_specular_highlights(rng, frame)
     frame = frame * _vignette(rng, height, width)[..., None]
@@ -208,9 +232,11 @@ def _mucosa(
     return frame * (1 - vessels[..., None] * np.array([0.15, 0.35, 0.30]))
 
 
-def _polyp_shape(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A rotated ellipse (aspect 0.5..2, size 8..35% of the short side) with a wobbly boundary."""
-    diameter = rng.uniform(0.08, 0.35) * min(height, width)
+def _polyp_shape(
+    rng: np.random.Generator, height: int, width: int, size: tuple[float, float]
+) -> np.ndarray:
+    """A rotated ellipse (aspect 0.5..2, diameter `size` of the short side), wobbly boundary."""
+    diameter = rng.uniform(*size) * min(height, width)
     aspect = rng.uniform(0.5, 2.0)
     semi_axes = np.array([np.sqrt(aspect), 1 / np.sqrt(aspect)]) * diameter / 2
     angles = np.linspace(0, 2 * np.pi, 96, endpoint=False)
@@ -229,8 +255,11 @@ def _polyp_shape(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     return polyp
 
 
-def _paint_polyp(rng: np.random.Generator, frame: np.ndarray, polyp: np.ndarray) -> np.ndarray:
-    """Blend a paler, dome-shaded copy of the mucosa into `polyp`, with a soft shadow around it."""
+def _paint_polyp(
+    rng: np.random.Generator, frame: np.ndarray, polyp: np.ndarray, contrast: float
+) -> np.ndarray:
+    """Blend a paler, dome-shaded copy of the mucosa into `polyp`, with a soft shadow around it;
+    `contrast` scales the paling."""
     height, width = polyp.shape
     inside = polyp.astype(np.float32) / 255
     depth = cv2.distanceTransform(polyp, cv2.DIST_L2, 3)
@@ -239,7 +268,7 @@ def _paint_polyp(rng: np.random.Generator, frame: np.ndarray, polyp: np.ndarray)
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     tilt = (light[0] * xs / width + light[1] * ys / height) * 0.15
     shading = 0.85 + 0.25 * dome + tilt + 0.05 * _smooth_noise(rng, height, width, 16)
-    tint = np.array([1.05, 1.18, 1.15]) + rng.uniform(-0.05, 0.05, size=3)
+    tint = 1 + contrast * (np.array([0.05, 0.18, 0.15]) + rng.uniform(-0.05, 0.05, size=3))
     smooth_surface = cv2.GaussianBlur(frame, (0, 0), 2.0)  # vessels fade under the polyp
     polyp_pixels = smooth_surface * tint * shading[..., None]
     shadow = cv2.GaussianBlur(inside, (0, 0), max(2.0, float(depth.max()) * 0.4))

@@ -47,3 +47,47 @@ def plot_mdice_bars(runs: pd.DataFrame) -> Figure:
         ax.set_ylim(max(0.0, wide.min().min() - 5), 100)
         ax.legend(title="head", fontsize="small")
     return figure
+
+
+VERDICT_COLOURS = {"better": "tab:green", "no": "tab:grey"}
+
+
+def plot_forest(verdict: pd.DataFrame) -> Figure:
+    """Forest plot: the paired mDice difference and its interval per backbone (and Total), one
+    panel per dataset (rows) and comparison (columns); green where the verdict is significant."""
+    from ssformer_repro.reporting.statistics import HEAD_NAMES
+
+    datasets = list(dict.fromkeys(verdict["dataset"]))
+    comparisons = list(dict.fromkeys(verdict["comparison"]))
+    figure = Figure(
+        figsize=(
+            4.2 * len(comparisons),
+            0.45 * verdict["backbone"].nunique() * len(datasets) + 1.8,
+        ),
+        layout="constrained",
+    )
+    axes = figure.subplots(len(datasets), len(comparisons), squeeze=False)
+    for row, dataset in enumerate(datasets):
+        for column, comparison in enumerate(comparisons):
+            ax = axes[row, column]
+            cells = verdict[(verdict["dataset"] == dataset) & (verdict["comparison"] == comparison)]
+            positions = range(len(cells))[::-1]
+            for y, cell in zip(positions, cells.itertuples(index=False), strict=True):
+                colour = VERDICT_COLOURS["better" if "better" in cell.verdict else "no"]
+                ax.errorbar(
+                    cell.difference,
+                    y,
+                    xerr=[[cell.difference - cell.ci_low], [cell.ci_high - cell.difference]],
+                    fmt="D" if cell.backbone == "Total" else "o",
+                    color=colour,
+                    capsize=3,
+                )
+            ax.axvline(0, color="black", linewidth=0.8)
+            ax.set_yticks(list(positions), list(cells["backbone"]))
+            first, second = comparison.split(" vs ")
+            ax.set_title(
+                f"{dataset}: {HEAD_NAMES[first]} − {HEAD_NAMES[second]}", fontsize="medium"
+            )
+            ax.set_xlabel("mDice difference (points) and 95 % interval")
+    figure.suptitle("Paired mDice differences per backbone (green: significant after Holm)")
+    return figure

@@ -99,3 +99,16 @@ def published_table() -> pd.DataFrame:
         for test_set, (miou, mdice) in sets.items()
     ]
     return pd.DataFrame(rows)
+
+
+def report_winners() -> dict[tuple[str, str], str]:
+    """The head the report found better by mDice per (dataset, backbone), and per dataset's
+    "Total" (the mean over its backbones): "pld" (its PLD, our `pld_linear`) or "sed"."""
+    winners, totals = {}, {}
+    for (dataset, backbone), heads in REPORT_RESULTS.items():
+        pld, sed = heads["pld_linear"][1], heads["sed"][1]
+        winners[dataset, backbone] = "pld" if pld > sed else "sed"
+        totals.setdefault(dataset, []).append(pld - sed)
+    for dataset, differences in totals.items():
+        winners[dataset, "Total"] = "pld" if sum(differences) > 0 else "sed"
+    return winners

@@ -1,32 +1,81 @@
-"""The study's tables from every run's test metrics: results, winners, totals, comparisons."""
+"""The study's tables from every run's test metrics: results, winners, totals, comparisons.
+
+A table cell (dataset x backbone x head, per test set) averages its runs: a seed's k-fold runs
+are pooled over their images, then seeds are averaged. CSV files keep the code names of the
+heads; the Markdown and LaTeX tables name them as a paper does, and state the metric
+convention and the statistical method.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
 from ssformer_repro.reporting.published import TEST_SET_DOMAINS, published_table
+from ssformer_repro.reporting.statistics import HEAD_NAMES, HEAD_NOTE
 
 METRICS = {"miou": "mIoU", "mdice": "mDice"}
+WITHOUT_TTA = "_without_tta"  # suffix of the scores without test-time augmentation
 # Each PLD variant is compared with SegFormer's SeD, as the study does.
 COMPARISONS = {"pld": "sed", "pld_linear": "sed"}
 CONVENTION_NOTE = (
     "Foreground Dice and IoU per test image at threshold 0.5, prediction resized to the mask's "
     "original size, averaged over images (the report's mDice/mIoU), in %."
 )
+CELL = ["dataset", "backbone", "head"]
+
+
+def method_note(n_seeds: int) -> str:
+    """The one sentence on a results table's statistical method."""
+    if n_seeds == 1:
+        return (
+            "One training run per cell and no statistical test: a winner here may be seed noise; "
+            "verdict.md tests the differences."
+        )
+    return (
+        f"Each cell is the mean over {n_seeds} training seeds, without a test: verdict.md tests "
+        "the differences (paired bootstrap and Wilcoxon, Holm-corrected)."
+    )
+
+
+def metric_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """The metric columns of `frame` with their labels: mIoU and mDice, and where the runs were
+    scored with test-time augmentation, each without and with it, side by side."""
+    if f"mdice{WITHOUT_TTA}" not in frame:
+        return dict(METRICS)
+    tta = ", ".join(sorted(set(frame["tta"].dropna()) - {"none"}))
+    labels = {}
+    for metric, label in METRICS.items():
+        labels[f"{metric}{WITHOUT_TTA}"] = f"{label} (no TTA)"
+        labels[metric] = f"{label} (TTA: {tta})"
+    return labels
+
+
+def _scores(scores: dict[str, Any], without_tta: dict[str, Any] | None) -> dict[str, float]:
+    """mdice and miou in %, and the same without TTA where the run was scored both ways."""
+    values = {metric: 100 * scores[metric] for metric in METRICS}
+    if without_tta is not None:
+        values |= {f"{metric}{WITHOUT_TTA}": 100 * without_tta[metric] for metric in METRICS}
+    return values
 
 
 def runs_frame(run_metrics: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run: dataset, backbone, head, mdice and miou in %."""
+    """One row per run: its name, dataset, backbone, head, seed, fold, n_images, tta, mdice and miou in %
+    (and `<metric>_without_tta` for runs scored with test-time augmentation)."""
     rows = [
         {
+            "run": m.get("name", ""),
             "dataset": m["dataset"],
             "backbone": m["backbone"],
             "head": m["head"],
-            "mdice": 100 * m["mdice"],
-            "miou": 100 * m["miou"],
+            "seed": m.get("seed"),
+            "fold": m.get("fold"),
+            "n_images": m.get("n_images", 1),
+            "tta": m.get("tta", "none"),
+            **_scores(m, m.get("without_tta")),
         }
         for m in run_metrics
     ]
@@ -50,8 +99,10 @@ def scores_per_test_set(run_metrics: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "test_set": test_set,
             "backbone": m["backbone"],
             "head": m["head"],
-            "mdice": 100 * scores["mdice"],
-            "miou": 100 * scores["miou"],
+            "seed": m.get("seed"),
+            "n_images": scores.get("n_images", 1),
+            "tta": m.get("tta", "none"),
+            **_scores(scores, _set_without_tta(m, test_set)),
         }
         for m in run_metrics
         for test_set, scores in (m.get("test_sets") or {m["dataset"]: m}).items()
@@ -63,14 +114,37 @@ def scores_per_test_set(run_metrics: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _set_without_tta(metrics: dict[str, Any], test_set: str) -> dict[str, Any] | None:
+    """A run's scores of one test set without TTA (None when it was scored without TTA)."""
+    without = metrics.get("without_tta")
+    if without is None:
+        return None
+    return (without.get("test_sets") or {}).get(test_set, without)
+
+
+def cell_means(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
+    """Mean of each metric per cell (`keys`): a seed's runs pooled over their images (its
+    folds), then the mean over seeds; `n_seeds` says how many."""
+    keys = keys or CELL
+    metrics = list(metric_labels(frame))
+    frame = frame.assign(seed=frame["seed"].fillna(-1))
+    weighted = frame.assign(**{m: frame[m] * frame["n_images"] for m in metrics})
+    per_seed = weighted.groupby([*keys, "seed"], sort=False)[[*metrics, "n_images"]].sum()
+    for metric in metrics:
+        per_seed[metric] = per_seed[metric] / per_seed["n_images"]
+    cells = per_seed.groupby(level=keys, sort=False)[metrics].mean()
+    cells["n_seeds"] = per_seed.groupby(level=keys, sort=False).size()
+    return cells.reset_index()
+
+
 def per_test_set_table(test_sets: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, test set, backbone and metric, each head and the winners; where a dataset's
     test sets have domains, the mean of each domain's sets ("seen", "unseen") per backbone."""
     index = ["dataset", "domain", "test_set", "backbone", "metric"]
+    labels = metric_labels(test_sets)
     test_sets = test_sets.assign(domain=test_sets["domain"].fillna(""))
-    long = test_sets.melt(
-        id_vars=index[:-1] + ["head"], value_vars=list(METRICS), var_name="metric"
-    )
+    test_sets = cell_means(test_sets, ["dataset", "domain", "test_set", "backbone", "head"])
+    long = test_sets.melt(id_vars=index[:-1] + ["head"], value_vars=list(labels), var_name="metric")
     wide = long.pivot_table(index=index, columns="head", values="value", sort=True)
     domains = wide[wide.index.get_level_values("domain") != ""]
     means = domains.groupby(level=["dataset", "domain", "backbone", "metric"]).mean()
@@ -78,26 +152,27 @@ def per_test_set_table(test_sets: pd.DataFrame) -> pd.DataFrame:
         [(d, domain, f"{domain} (mean)", b, m) for d, domain, b, m in means.index], names=index
     )
     table = pd.concat([wide, means]).sort_index()
-    table = table.reindex(list(METRICS), level="metric").rename(index=METRICS, level="metric")
+    table = table.reindex(list(labels), level="metric").rename(index=labels, level="metric")
     return _with_winners(table).reset_index().rename_axis(columns=None)
 
 
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Section 4.1 of the report: per dataset, backbone and metric, each head, winners, totals."""
-    long = runs.melt(
-        id_vars=["dataset", "backbone", "head"], value_vars=list(METRICS), var_name="metric"
+    labels = metric_labels(runs)
+    long = cell_means(runs).melt(
+        id_vars=["dataset", "backbone", "head"], value_vars=list(labels), var_name="metric"
     )
     wide = long.pivot_table(
         index=["dataset", "backbone", "metric"], columns="head", values="value", sort=True
     )
-    wide = wide.reindex(list(METRICS), level="metric")  # mIoU then mDice, as in the report
+    wide = wide.reindex(list(labels), level="metric")  # mIoU then mDice, as in the report
     totals = wide.groupby(level=["dataset", "metric"], sort=False).mean()
     totals.index = pd.MultiIndex.from_tuples(
         [(dataset, "Total", metric) for dataset, metric in totals.index],
         names=wide.index.names,
     )
     table = pd.concat([wide, totals]).sort_index(level="dataset", sort_remaining=False)
-    table = table.rename(index=METRICS, level="metric")
+    table = table.rename(index=labels, level="metric")
     return _with_winners(table).reset_index().rename_axis(columns=None)
 
 
@@ -128,7 +203,8 @@ def comparison_table(test_sets: pd.DataFrame) -> pd.DataFrame:
     values = published.pivot_table(index=keys, columns="source", values=list(METRICS))
     models = published[published["model"] != ""].set_index(keys)["model"].to_dict()
     rows = []
-    for run in test_sets.itertuples(index=False):
+    cells = cell_means(test_sets, ["dataset", "test_set", "backbone", "head"])
+    for run in cells.itertuples(index=False):
         key = (run.dataset, run.test_set, run.backbone, run.head)
         for metric, label in METRICS.items():
             ours = getattr(run, metric)
@@ -154,19 +230,33 @@ def comparison_table(test_sets: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def table_markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
-    """A Markdown table with its title, the metric convention it uses and an optional note."""
-    body = table.to_markdown(index=False, floatfmt=".2f")
-    note = f"{note}\n\n" if note else ""
-    return f"# {title}\n\n{CONVENTION_NOTE}\n\n{note}{body}\n"
+def paper_names(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with the heads named as a paper names them (in columns and in winner cells)."""
+
+    def rename(text: str) -> str:
+        for code in sorted(HEAD_NAMES, key=len, reverse=True):
+            text = re.sub(rf"(?<![\w`]){code}(?![\w`])", HEAD_NAMES[code], text)
+        return text
+
+    renamed = table.rename(columns={column: rename(str(column)) for column in table.columns})
+    for column in renamed.columns:
+        if str(column).startswith("winner") or column in ("head", "comparison", "report's winner"):
+            renamed[column] = renamed[column].map(lambda value: rename(str(value)))
+    return renamed
 
 
-def table_latex(table: pd.DataFrame, title: str) -> str:
-    """A LaTeX table (booktabs) with the metric convention in its caption."""
-    return table.to_latex(
-        index=False,
-        float_format="%.2f",
-        na_rep="--",
-        caption=f"{title}. {CONVENTION_NOTE}",
-        escape=True,
+def table_markdown(table: pd.DataFrame, title: str, note: str = "", method: str = "") -> str:
+    """A Markdown table with its title, its metric convention, its statistical method, which
+    head is which, and an optional note."""
+    body = paper_names(table).to_markdown(index=False, floatfmt=".2f")
+    lines = [CONVENTION_NOTE, method, HEAD_NOTE, note]
+    text = "\n\n".join(line for line in lines if line)
+    return f"# {title}\n\n{text}\n\n{body}\n"
+
+
+def table_latex(table: pd.DataFrame, title: str, method: str = "") -> str:
+    """A LaTeX table (booktabs) with the metric convention and method in its caption."""
+    caption = " ".join(part for part in (f"{title}.", CONVENTION_NOTE, method, HEAD_NOTE) if part)
+    return paper_names(table).to_latex(
+        index=False, float_format="%.2f", na_rep="--", caption=caption, escape=True
     )

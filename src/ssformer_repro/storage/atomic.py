@@ -165,3 +165,26 @@ def _free_bytes(folder: Path) -> int | None:
         except OSError:
             continue
     return None
+
+
+ON_EXISTING = ("refuse", "new")
+
+
+def unused_folder(folder: str | Path, on_existing: str, setting: str) -> Path:
+    """`folder` if it does not exist yet; else refuse (`on_existing: refuse`) or the first free
+    `<folder>-2`, `<folder>-3`... (`new`), so an earlier result is never written over.
+    `setting` names the parameter that chooses, for the messages."""
+    folder = Path(folder)
+    if on_existing not in ON_EXISTING:
+        raise ValueError(f"{setting} must be one of {ON_EXISTING}, got {on_existing!r}.")
+    if not folder.exists():
+        return folder
+    if on_existing == "refuse":
+        raise FileExistsError(
+            f"{folder} holds an earlier result, which is never written over. Pass "
+            f"`--params={setting}=new` for a new folder beside it, or move it away."
+        )
+    number = 2
+    while folder.with_name(f"{folder.name}-{number}").exists():
+        number += 1
+    return folder.with_name(f"{folder.name}-{number}")

@@ -102,8 +102,12 @@ def child_run(
     run_name: str,
     params: dict[str, Any] | None = None,
     resume_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
 ) -> Iterator[ChildRun]:
     """Open (and close) a nested child run of the active ``kedro run``'s MLflow run.
+
+    `tags` (a grid run's dimensions: dataset, backbone, head, seed, fold) are set as
+    `ssformer.<name>` tags, so the MLflow UI can filter and group runs by seed or fold.
 
     With `resume_run_id` (an interrupted run's child, recorded in its last.pt), that run is
     continued when the store still has it, so one model keeps one MLflow run; its parameters
@@ -119,7 +123,8 @@ def child_run(
             yield ChildRun(run.info.run_id)
         return
     with mlflow.start_run(run_name=run_name, nested=nested) as run:
-        mlflow.set_tag("ssformer.run", run_name)
+        dimensions = {f"ssformer.{k}": v for k, v in (tags or {}).items() if v is not None}
+        mlflow.set_tags({"ssformer.run": run_name, **dimensions})
         if params:
             mlflow.log_params(flatten(params))
         yield ChildRun(run.info.run_id)

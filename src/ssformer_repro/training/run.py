@@ -23,6 +23,7 @@ from ssformer_repro.models.pretrained import is_weights_path
 from ssformer_repro.models.segmenter import model_choices
 from ssformer_repro.polyps.augment import build_eval_transform, build_train_transform
 from ssformer_repro.polyps.cache import DecodedCache
+from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
 from ssformer_repro.tracking.runs import child_run, git_commit
@@ -60,7 +61,8 @@ def train_run(
     if not context.is_main:
         tracking = {**tracking, "enabled": False}  # under torchrun, rank 0 alone logs to MLflow
     config = TrainingSettings.model_validate(settings["training"])
-    inputs = run_inputs(run, settings, decoded_cache, split_manifest)
+    split_manifest = split_for_fold(split_manifest, run.fold)
+    inputs = run_inputs(run, settings, decoded_cache, split_manifest)  # this fold's manifest
     previous = _previous_run(run_folder / LAST_CHECKPOINT, config, inputs)
     if previous is not None and previous["epoch"] == config.epochs:
         logger.info(
@@ -72,16 +74,17 @@ def train_run(
     network = build_configured_model(run.backbone, run.head, settings["model"])
     augmentation = settings["augmentation"]
     train_set = CachedSegmentationDataset.from_cache(
-        decoded_cache, build_train_transform(augmentation, seed=config.seed), "train"
+        decoded_cache.select(_ids(split_manifest, "train")),
+        build_train_transform(augmentation, seed=config.seed),
     )
     val_set = CachedSegmentationDataset.from_cache(
-        decoded_cache, build_eval_transform(augmentation), "val"
+        decoded_cache.select(_ids(split_manifest, "val")), build_eval_transform(augmentation)
     )
     # kedro runs from the project root, so the working directory is the project's git checkout.
     params = {**run.fields(), "name": run.name, **settings, "git_commit": git_commit(Path.cwd())}
     resume_id = (previous or {}).get("metadata", {}).get("mlflow_run_id")
     with (
-        child_run(tracking, run.name, params, resume_run_id=resume_id) as tracked,
+        child_run(tracking, run.name, params, resume_id, tags=run.fields()) as tracked,
         explained_resource_errors(run.name, config.batch_size, context.world_size),
     ):
         result = train_segmenter(
@@ -137,6 +140,10 @@ def cache_digest(cache: DecodedCache) -> str:
         f"{sample_id},{split}" for sample_id, split in zip(cache.ids, cache.splits, strict=True)
     )
     return bytes_digest([labels.encode(), memoryview(cache.images), memoryview(cache.masks)])
+
+
+def _ids(manifest: pd.DataFrame, split: str) -> list[str]:
+    return manifest.loc[manifest["split"] == split, "id"].tolist()
 
 
 def _previous_run(last_path: Path, config: TrainingSettings, inputs: dict) -> dict | None:

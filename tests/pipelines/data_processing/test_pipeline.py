@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssformer_repro.config.loader import load_parameters
 from tests.conftest import kedro
 
 pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
@@ -24,13 +25,14 @@ def processed(demo_project: Path) -> Path:
 @pytest.mark.parametrize("name", DEMO_DATASETS)
 def test_demo_run_writes_manifest_cache_summary_and_figure(processed: Path, name: str) -> None:
     manifest = pd.read_csv(processed / f"data/demo/05_model_input/{name}_split.csv", dtype=str)
-    assert list(manifest.columns) == ["id", "image_path", "mask_path", "split"]
-    n = len(manifest)
+    assert list(manifest.columns) == ["id", "image_path", "mask_path", "split", "subset"]
+    split = load_parameters(processed, "demo")["datasets"][name]["split"]
+    n, val, test = len(manifest), split["val_fraction"], split["test_fraction"]
     counts = manifest["split"].value_counts().to_dict()
     assert counts == {
-        "train": n - 2 * round(0.1 * n),
-        "val": round(0.1 * n),
-        "test": round(0.1 * n),
+        "train": n - round(val * n) - round(test * n),
+        "val": round(val * n),
+        "test": round(test * n),
     }
     assert all((processed / path).is_file() for path in manifest["image_path"])
 

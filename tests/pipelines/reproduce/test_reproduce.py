@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
 
 DEMO_RUNS = [
-    f"{dataset}.mit_b0.{head}"
+    f"{dataset}.mit_b0.{head}.seed42"
     for dataset in ("synth_kvasir", "synth_clinicdb")
     for head in ("pld", "pld_linear", "sed")
 ]
@@ -27,7 +27,9 @@ def test_every_grid_run_is_trained_and_evaluated(reproduced: Path) -> None:
         assert list(history["epoch"]) == [1, 2]
         metrics = json.loads((outputs / "test_metrics.json").read_text())
         assert metrics["name"] == run and 0.0 <= metrics["mdice"] <= 1.0
-        assert (reproduced / f"data/demo/08_reporting/predictions/{run}.png").is_file()
+        assert (
+            reproduced / f"data/demo/08_reporting/predictions/{run}/test_predictions.png"
+        ).is_file()
 
 
 def test_study_tables_and_figures_are_written(reproduced: Path) -> None:
@@ -39,7 +41,14 @@ def test_study_tables_and_figures_are_written(reproduced: Path) -> None:
     assert "\\begin{tabular}" in (reporting / "results_table.tex").read_text()
     metrics = json.loads((reporting / "metrics.json").read_text())
     assert set(metrics["synth_kvasir"]["mit_b0"]) == {"pld", "pld_linear", "sed"}
+    verdict = pd.read_csv(reporting / "verdict.csv")
+    assert set(verdict["comparison"]) == {"pld vs sed", "pld_linear vs sed", "pld vs pld_linear"}
+    assert set(verdict["backbone"]) == {"mit_b0", "Total"}
+    assert "Holm" in (reporting / "verdict.md").read_text()
     for name in (
+        "forest_plot.png",
+        "verdict.tex",
+        "image_scores.csv",
         "training_curves.png",
         "mdice_bars.png",
         "toolbox_metrics.csv",
@@ -56,10 +65,13 @@ def test_mlflow_has_one_child_run_per_grid_run(reproduced: Path) -> None:
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].data.tags["kedro.env"] == "demo"
     assert parents[0].info.status == "FINISHED"
+    logged = {artifact.path for artifact in client.list_artifacts(parents[0].info.run_id)}
+    assert {"forest_plot.png", "verdict.md", "run_times.json"} <= logged
     assert sorted(r.info.run_name for r in children) == sorted(DEMO_RUNS)
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.params["backbone"] == "mit_b0"
+        assert child.data.params["seed"] == child.data.tags["ssformer.seed"] == "42"
         assert child.data.params["git_commit"]  # "unknown" outside a git checkout
         assert "test_mdice" in child.data.metrics and "val_mdice" in child.data.metrics
         history = client.get_metric_history(child.info.run_id, "train_loss")

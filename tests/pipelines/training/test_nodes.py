@@ -14,11 +14,11 @@ from ssformer_repro.pipelines.training import nodes
 
 pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
 
-RUN = GridRun("synth_kvasir", "mit_b0", "sed")
+RUN = GridRun("synth_kvasir", "mit_b0", "sed", 42)
 
 
 def evaluate(project: Path, **evaluation_changes) -> dict:
-    """The `evaluate` node of the demo's synth_kvasir.mit_b0.sed, with changed settings."""
+    """The `evaluate` node of the demo's synth_kvasir.mit_b0.sed.seed42, with changed settings."""
     parameters = load_parameters(project, "demo")
     manifest = pd.read_csv(
         project / "data/demo/05_model_input/synth_kvasir_split.csv",

@@ -84,13 +84,16 @@ def summarise_dataset(
 
 
 def build_decoded_cache(split_manifest: pd.DataFrame, data_processing: dict[str, Any]):
-    """Decode and resize the training and validation images once, for fast epochs."""
+    """Decode and resize the training and validation images once, for fast epochs (for a k-fold
+    dataset every image, since each one trains or validates some fold)."""
     from ssformer_repro.polyps.cache import build_decoded_cache as build_cache
+    from ssformer_repro.polyps.splits import CROSS_VALIDATION
 
+    present = set(split_manifest["split"])
     return build_cache(
         split_manifest,
         size=data_processing["cache_size"],
-        splits=("train", "val"),
+        splits=tuple(split for split in ("train", "val", CROSS_VALIDATION) if split in present),
         mask_threshold=data_processing["mask_threshold"],
         progress=True,
     )
@@ -102,11 +105,14 @@ def plot_augmentation_preview(
     """A grid of augmented training samples with their masks, to check alignment by eye."""
     from ssformer_repro.polyps.augment import build_train_transform
     from ssformer_repro.polyps.preview import plot_augmented_samples
+    from ssformer_repro.polyps.splits import CROSS_VALIDATION
     from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 
     preview = data_processing["preview"]
     transform = build_train_transform(augmentation, seed=preview["seed"])
-    dataset = CachedSegmentationDataset.from_cache(decoded_cache, transform, split="train")
+    # A k-fold dataset has no fixed train split: every image trains some fold.
+    split = CROSS_VALIDATION if CROSS_VALIDATION in decoded_cache.splits else "train"
+    dataset = CachedSegmentationDataset.from_cache(decoded_cache, transform, split=split)
     return plot_augmented_samples(
         dataset,
         n_samples=preview["n_samples"],

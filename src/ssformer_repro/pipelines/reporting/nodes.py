@@ -34,17 +34,25 @@ def tabulate_test_sets(test_sets: pd.DataFrame) -> tuple[pd.DataFrame, str, str]
 
 def tabulate_results(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, str, dict]:
     """The report's results table (CSV, Markdown, LaTeX) and a nested metrics.json for DVC."""
-    from ssformer_repro.reporting.tables import results_table, table_latex, table_markdown
+    from ssformer_repro.reporting.tables import (
+        cell_means,
+        method_note,
+        results_table,
+        table_latex,
+        table_markdown,
+    )
 
     table = results_table(runs)
+    cells = cell_means(runs)
     dvc_metrics: dict[str, Any] = {}
-    for run in runs.itertuples(index=False):
-        dvc_metrics.setdefault(run.dataset, {}).setdefault(run.backbone, {})[run.head] = {
-            "mdice": round(run.mdice, 4),
-            "miou": round(run.miou, 4),
+    for cell in cells.itertuples(index=False):
+        dvc_metrics.setdefault(cell.dataset, {}).setdefault(cell.backbone, {})[cell.head] = {
+            "mdice": round(cell.mdice, 4),
+            "miou": round(cell.miou, 4),
         }
-    markdown = table_markdown(table, RESULTS_TITLE)
-    return table, markdown, table_latex(table, RESULTS_TITLE), dvc_metrics
+    method = method_note(int(cells["n_seeds"].max()))
+    markdown = table_markdown(table, RESULTS_TITLE, method=method)
+    return table, markdown, table_latex(table, RESULTS_TITLE, method), dvc_metrics
 
 
 def compare_with_published(test_sets: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -56,7 +64,43 @@ def compare_with_published(test_sets: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         "SSFormer-S is MiT-B2 + PLD and SSFormer-L MiT-B4 + PLD (the official code's heads, our "
         "`pld`), trained on the PraNet TrainDataset; the report's PLD is our `pld_linear`."
     )
-    return table, table_markdown(table, "Our results next to the published ones", note)
+    method = "Differences of means, without a test: the published numbers are one run each."
+    return table, table_markdown(table, "Our results next to the published ones", note, method)
+
+
+def collect_image_scores(**test_scores: pd.DataFrame) -> pd.DataFrame:
+    """Every run's per-image test scores in one table, with the run's dimensions (keyed by run
+    name): the data of the paired statistics."""
+    from ssformer_repro.reporting.statistics import image_scores_frame
+
+    return image_scores_frame(test_scores)
+
+
+def tabulate_verdict(
+    image_scores: pd.DataFrame, statistics: dict[str, Any], evaluation: dict[str, Any]
+) -> tuple[pd.DataFrame, str, str]:
+    """Does each PLD beat SeD (and the official PLD the report's), cell by cell, beyond noise?
+    (On the scores of `evaluation.tta`, which the tables name.)"""
+    from ssformer_repro.reporting.published import report_winners
+    from ssformer_repro.reporting.statistics import verdict_latex, verdict_markdown, verdict_table
+
+    table = verdict_table(
+        image_scores,
+        report_winners(),
+        n_boot=statistics["bootstrap_samples"],
+        seed=statistics["seed"],
+        alpha=statistics["alpha"],
+        level=statistics["level"],
+        tta=evaluation.get("tta", "none"),
+    )
+    return table, verdict_markdown(table, statistics), verdict_latex(table, statistics)
+
+
+def plot_verdict(verdict: pd.DataFrame):
+    """The forest plot: each comparison's difference and interval per backbone and Total."""
+    from ssformer_repro.reporting.figures import plot_forest
+
+    return plot_forest(verdict)
 
 
 def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFrame, str]:

@@ -5,26 +5,37 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from ssformer_repro.config.loader import pipeline_parameters
-from ssformer_repro.grid.runs import grid_runs
+from ssformer_repro.grid.runs import parameter_grid
 
 from . import nodes
 
 
 def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     """Tables and figures of the study from the grid's test metrics and training histories."""
-    runs = grid_runs((parameters or pipeline_parameters())["reproduce"])
+    runs = parameter_grid(parameters or pipeline_parameters())
     # Node arguments keyed by run name, read from inputs named in the template `<output>_<i>`
     # and mapped below to each run's own datasets, "<run namespace>.<output>".
     test_metrics = {run.name: f"test_metrics_{index}" for index, run in enumerate(runs)}
+    test_scores = {run.name: f"test_scores_{index}" for index, run in enumerate(runs)}
     histories = {run.name: f"history_{index}" for index, run in enumerate(runs)}
     external = {
         f"{output}_{index}": f"{run.namespace}.{output}"
         for index, run in enumerate(runs)
-        for output in ("test_metrics", "history")
+        for output in ("test_metrics", "test_scores", "history")
     }
     template = Pipeline(
         [
             Node(nodes.collect_runs, test_metrics, "study_runs", name="collect_runs"),
+            Node(
+                nodes.collect_image_scores, test_scores, "image_scores", name="collect_image_scores"
+            ),
+            Node(
+                nodes.tabulate_verdict,
+                ["image_scores", "params:statistics", "params:evaluation"],
+                ["verdict", "verdict_markdown", "verdict_latex"],
+                name="tabulate_verdict",
+            ),
+            Node(nodes.plot_verdict, "verdict", "forest_plot", name="plot_verdict"),
             Node(
                 nodes.collect_test_sets, test_metrics, "study_test_sets", name="collect_test_sets"
             ),
@@ -70,5 +81,9 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
         template,
         namespace="reporting",
         inputs=external,
-        parameters={"params:model_sizes": "params:model_sizes"},
+        parameters={
+            "params:model_sizes": "params:model_sizes",
+            "params:statistics": "params:statistics",
+            "params:evaluation": "params:evaluation",
+        },
     )

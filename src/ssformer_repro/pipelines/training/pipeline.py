@@ -7,7 +7,7 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Node, Pipeline
 
 from ssformer_repro.config.loader import pipeline_parameters
-from ssformer_repro.grid.runs import GridRun, grid_runs
+from ssformer_repro.grid.runs import GridRun, parameter_grid
 
 from . import nodes
 
@@ -81,5 +81,5 @@ def run_pipeline(run: GridRun) -> Pipeline:
 
 def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     """The whole grid of ``reproduce``: one run pipeline per run (of the session's parameters)."""
-    runs = grid_runs((parameters or pipeline_parameters())["reproduce"])
+    runs = parameter_grid(parameters or pipeline_parameters())
     return sum((run_pipeline(run) for run in runs), Pipeline([]))
