@@ -1,0 +1,1 @@
+"""Using trained models: segment new frames, and export a run's model (ONNX, MLflow)."""

@@ -1,0 +1,42 @@
+"""Node of the predict pipeline: segment the frames of `predict.input` with one trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ssformer_repro.grid.runs import run_settings
+
+
+def segment_frames(
+    predict: dict[str, Any],
+    output_root: Path,
+    model: dict[str, Any],
+    augmentation: dict[str, Any],
+    evaluation: dict[str, Any],
+    reproduce: dict[str, Any],
+    run_folder: Path | None = None,
+) -> pd.DataFrame:
+    """Masks (and `predictions.csv`) for every frame of `predict.input`, in a new folder."""
+    from ssformer_repro.evaluation.evaluate import TrainedModel
+    from ssformer_repro.inference.frames import find_frames
+    from ssformer_repro.inference.segment import output_folder, resolve_checkpoint, segment_folder
+
+    # Every request problem (checkpoint, architecture, input, output) fails before any work.
+    run, checkpoint = resolve_checkpoint(predict["run"], predict["checkpoint"], run_folder)
+    shared = {"model": model, "augmentation": augmentation, "evaluation": evaluation}
+    trained = TrainedModel(run, run_settings(run, shared, reproduce), checkpoint)
+    find_frames(predict["input"])
+    output = output_folder(output_root, run.name, Path(predict["input"]), predict["on_existing"])
+    return segment_folder(
+        trained,
+        predict["input"],
+        output,
+        tta=predict["tta"],
+        batch_size=predict["batch_size"],
+        num_workers=predict["num_workers"],
+        save_probabilities=predict["save_probabilities"],
+        save_overlays=predict["save_overlays"],
+    )
