@@ -1,12 +1,7 @@
-"""Benchmark of the study's code paths, side by side with a loop written like the official code.
+"""Benchmark of the study's code paths next to a loop written like the official code:
+`python -m ssformer_repro.benchmark` runs the sections of `runner.SECTIONS` (docs/benchmarks.md)."""
 
-`python -m ssformer_repro.benchmark` measures, in one process: training throughput (images/s,
-TFLOP/s) of our loop and of the official-style reference loop; the data path from JPEG files
-versus the decoded cache per worker count; evaluation throughput; Kedro's overhead around one
-demo run; and an estimate of the full grid's wall time. See docs/benchmarks.md.
-"""
+from ssformer_repro.benchmark.runner import SECTIONS, run_benchmark
+from ssformer_repro.benchmark.settings import BenchmarkSettings
 
-from ssformer_repro.benchmark.common import BenchmarkSettings
-from ssformer_repro.benchmark.runner import run_benchmark
-
-__all__ = ["BenchmarkSettings", "run_benchmark"]
+__all__ = ["SECTIONS", "BenchmarkSettings", "run_benchmark"]

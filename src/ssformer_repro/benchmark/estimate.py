@@ -1,135 +1,164 @@
-"""Wall time of the full study grid on this machine, extrapolated from measured throughput.
+"""Wall time of the configured grid on this machine, from the training section's rates.
 
-Each grid model costs, per epoch, a training step (about 3 forward passes) on every training
-image and a forward pass on every validation image (the loop validates every epoch). The
-measured rate, in achieved FLOP/s, of the model with the same head (averaged over the measured
-backbones; over every measured model when the head was not measured) is applied to the FLOPs of
-every grid model at the grid's image size. This assumes FLOP/s carries over between backbones
-and image sizes, which holds only roughly: small images and small models use a GPU less well.
+The grid is the one `kedro run --env <env>` trains (`load_parameters`): the runs of `reproduce`
+for `training.epochs` at `augmentation.image_size`; each dataset's training and validation
+images come from its split manifest where it exists, else from the published split, else the
+dataset is left out. A run costs, every epoch, 3 forward passes per training image and 1 per
+validation image, at the achieved FLOP/s measured for its head (or, for a head not measured, the
+mean over the measured ones); the grid models' FLOPs are counted on the meta device.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import statistics
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils.flop_counter import FlopCounterMode
 
-from ssformer_repro.benchmark.train import BACKWARD_FACTOR
-from ssformer_repro.models import build_model
-from ssformer_repro.models.sizes import forward_gflops
+from ssformer_repro.benchmark.common import table
+from ssformer_repro.config import loader
+from ssformer_repro.grid.runs import parameter_grid
+from ssformer_repro.models.backbones import build_backbone, get_backbone_spec
+from ssformer_repro.models.heads import build_head
+from ssformer_repro.polyps.splits import split_for_fold
 
+logger = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class GridDataset:
-    """One dataset of the grid: its training and validation images."""
-
-    name: str
-    train_images: int
-    val_images: int
-
-
-@dataclass(frozen=True)
-class StudyGrid:
-    """Backbones x heads x datasets, trained for `epochs` at `size` x `size`."""
-
-    backbones: tuple[str, ...]
-    heads: tuple[str, ...]
-    datasets: tuple[GridDataset, ...]
-    epochs: int
-    size: int
-
-    def forward_passes_per_model(self) -> int:
-        """Forward-pass equivalents of one model over all datasets and epochs."""
-        per_epoch = sum(
-            BACKWARD_FACTOR * dataset.train_images + dataset.val_images for dataset in self.datasets
-        )
-        return per_epoch * self.epochs
+BACKWARD_FACTOR = 3  # forward + backward of a training step cost about 3 forward passes
+# (train, val) images of the published splits: Kvasir-SEG and CVC-ClinicDB as the reproduction
+# report split them, PraNet's training set (Kvasir + ClinicDB) with a 10 % validation part.
+PUBLISHED_SPLITS = {"kvasir": (800, 100), "clinicdb": (490, 61), "pranet": (1305, 145)}
+FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn}
 
 
-# REFERENCE.md: MiT-B0..B5 x the three heads x Kvasir-SEG (800 train / 100 val) and
-# CVC-ClinicDB (490 / 61), 200 epochs at 352 x 352.
-BASE_GRID = StudyGrid(
-    backbones=("mit_b0", "mit_b1", "mit_b2", "mit_b3", "mit_b4", "mit_b5"),
-    heads=("pld", "pld_linear", "sed"),
-    datasets=(GridDataset("kvasir", 800, 100), GridDataset("clinicdb", 490, 61)),
-    epochs=200,
-    size=352,
-)
+class _OnMeta(TorchFunctionMode):
+    """Build modules with no memory and no initialisation: new tensors go to the meta device,
+    in-place operations on meta tensors (the weight initialisation) are skipped. Unlike
+    `with torch.device("meta")`, other tensors stay on the CPU: smp's MiT reads its drop-path
+    rates back with `torch.linspace(...).item()`."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        kwargs = dict(kwargs or {})
+        if func in FACTORIES and kwargs.get("device") is None:
+            kwargs["device"] = "meta"
+        name = getattr(func, "__name__", "_")
+        if name.endswith("_") and name[0] != "_" and args and getattr(args[0], "is_meta", False):
+            return args[0]
+        return func(*args, **kwargs)
 
 
-def grid_forward_gflops(grid: StudyGrid, device: torch.device) -> dict[tuple[str, str], float]:
-    """Forward GFLOPs of one image at the grid's size for every backbone x head of `grid`.
+def _flops(module: torch.nn.Module, inputs: Any) -> tuple[int, Any]:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        outputs = module.eval()(inputs)
+    return counter.get_total_flops(), outputs
 
-    Models are built on `device` (fast initialisation on a GPU) and moved to "meta", where the
-    counting forward pass allocates and computes nothing.
-    """
+
+def forward_gflops_on_meta(
+    backbones: Iterable[str], heads: Sequence[str], size: int
+) -> dict[tuple[str, str], float]:
+    """Forward GFLOPs of one size x size image of each backbone + head, as `models.sizes` counts
+    them but on meta, faster: each backbone is counted once, each head on its outputs."""
     gflops = {}
-    for backbone in grid.backbones:
-        for head in grid.heads:
-            with device:
-                model = build_model(backbone, head)
-            gflops[(backbone, head)] = forward_gflops(model.to("meta"), grid.size)
+    for backbone in backbones:
+        spec = get_backbone_spec(backbone)
+        with _OnMeta():
+            encoder = build_backbone(backbone).to("meta")
+            decoders = {head: build_head(head, spec.channels, spec.embed_dim) for head in heads}
+        encoder_flops, features = _flops(encoder, torch.zeros(1, 3, size, size, device="meta"))
+        for head, decoder in decoders.items():
+            head_flops, _ = _flops(decoder.to("meta"), features)
+            gflops[(backbone, head)] = (encoder_flops + head_flops) / 1e9
     return gflops
 
 
-def estimate_grid(
-    train_rows: Sequence[Mapping[str, Any]],
-    gflops: Mapping[tuple[str, str], float],
-    grid: StudyGrid = BASE_GRID,
-) -> list[dict[str, Any]]:
-    """One estimate per measured (loop, mode): hours per grid model and in total."""
+def configured_grid(project: Path, env: str | None) -> dict[str, Any]:
+    """The project's grid: its models (backbone, head) with their runs' forward passes, the
+    datasets' images, and the datasets left out."""
+    logger.info("Grid estimate: reading the grid of %s (env %s).", project, env or "default")
+    parameters = loader.load_parameters(project, env)
+    conf, env_name = str(project / loader.CONF_SOURCE), env or os.getenv("KEDRO_ENV")
+    config = loader.CONFIG_LOADER_CLASS(conf, env=env_name, **loader.CONFIG_LOADER_ARGS)
+    data_root = project / config["globals"]["data_root"]
+    epochs, size = parameters["training"]["epochs"], parameters["augmentation"]["image_size"]
+    runs = parameter_grid(parameters)  # every seed, and every fold of a k-fold dataset
+    splits = {(r.dataset, r.fold): _split_sizes(r.dataset, r.fold, data_root) for r in runs}
+    datasets = {dataset: images for (dataset, fold), images in splits.items() if fold in (None, 0)}
+    left_out = [name for name, images in datasets.items() if not images]
+    if left_out:
+        logger.info("Grid estimate: no split manifest, no published split: %s left out.", left_out)
+    models: dict[tuple[str, str], dict[str, Any]] = {}
+    for run in runs:
+        if images := splits[(run.dataset, run.fold)]:
+            key = (run.backbone, run.head)
+            model = models.setdefault(key, dict(backbone=key[0], head=key[1], runs=0, passes=0))
+            model["runs"] += 1
+            model["passes"] += epochs * (BACKWARD_FACTOR * images["train"] + images["val"])
+    datasets = {name: images for name, images in datasets.items() if images}
+    grid = dict(project=str(project), env=env, epochs=epochs, size=size, datasets=datasets)
+    return grid | dict(left_out=left_out, models=list(models.values()))
+
+
+def _split_sizes(dataset: str, fold: int | None, data_root: Path) -> dict[str, Any] | None:
+    """A run's train and val images: its manifest's (for a fold, that fold's), else published."""
+    manifest = data_root / "05_model_input" / f"{dataset}_split.csv"
+    counts = {}
+    if manifest.is_file():
+        rows = split_for_fold(pd.read_csv(manifest, dtype={"id": str}), fold)
+        counts = rows["split"].value_counts()
+    if counts.get("train", 0) > 0:
+        return dict(train=int(counts["train"]), val=int(counts.get("val", 0)), source=str(manifest))
+    train, val = PUBLISHED_SPLITS.get(dataset, (0, 0))
+    return dict(train=train, val=val, source="published split") if train else None
+
+
+def estimate(train_rows: Sequence[Mapping[str, Any]], grid: dict[str, Any]) -> dict[str, Any]:
+    """Per measured (loop, mode), the hours of each grid model and in total. Models without
+    `forward_gflops` are counted on meta first."""
+    models = grid["models"]
+    uncounted = [model for model in models if "forward_gflops" not in model]
+    logger.info("Grid estimate: counting the GFLOPs of %d models on meta.", len(uncounted))
+    heads = sorted({model["head"] for model in uncounted})
+    backbones = dict.fromkeys(model["backbone"] for model in uncounted)
+    gflops = forward_gflops_on_meta(backbones, heads, grid["size"])
+    for model in uncounted:
+        model["forward_gflops"] = gflops[(model["backbone"], model["head"])]
     estimates = []
     for loop, mode in dict.fromkeys((row["loop"], row["mode"]) for row in train_rows):
-        rows = [row for row in train_rows if (row["loop"], row["mode"]) == (loop, mode)]
-        rates = _flops_per_second_by_head(rows)
-        overall = statistics.fmean(rates.values())
-        models = []
-        for (backbone, head), model_gflops in gflops.items():
-            rate = rates.get(head, overall)
-            flops = model_gflops * 1e9 * grid.forward_passes_per_model()
-            models.append(
-                {
-                    "backbone": backbone,
-                    "head": head,
-                    "forward_gflops": model_gflops,
-                    "rate_tflops": rate / 1e12,
-                    "rate_from": "same head" if head in rates else "all measured models",
-                    "pflop": flops / 1e15,
-                    "hours": flops / rate / 3600,
-                }
-            )
-        estimates.append(
-            {
-                "loop": loop,
-                "mode": mode,
-                "measured_at_size": sorted({row["size"] for row in rows}),
-                "measured_models": sorted({f"{row['backbone']}-{row['head']}" for row in rows}),
-                "total_pflop": sum(model["pflop"] for model in models),
-                "total_hours": sum(model["hours"] for model in models),
-                "models": models,
-            }
-        )
-    return estimates
+        rates: dict[str, list[float]] = {}
+        for row in (row for row in train_rows if (row["loop"], row["mode"]) == (loop, mode)):
+            rates.setdefault(row["head"], []).append(row["tflops"] * 1e12)  # FLOP/s
+        by_head = {head: statistics.fmean(values) for head, values in rates.items()}
+        hours = {}
+        for model in models:
+            rate = by_head.get(model["head"]) or statistics.fmean(by_head.values())
+            flops = model["forward_gflops"] * 1e9 * model["passes"]
+            hours[f"{model['backbone']}-{model['head']}"] = flops / rate / 3600
+        pflop = sum(model["forward_gflops"] * model["passes"] for model in models) / 1e6
+        totals = dict(pflop=pflop, hours=sum(hours.values()), model_hours=hours)
+        estimates.append(dict(loop=loop, mode=mode, heads=sorted(by_head), **totals))
+    return {"grid": grid, "estimates": estimates}
 
 
-def _flops_per_second_by_head(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Mean achieved training FLOP/s per head over the measured backbones."""
-    by_head: dict[str, list[float]] = {}
-    for row in rows:
-        rate = row["images_per_second"]["mean"] * BACKWARD_FACTOR * row["forward_gflops"] * 1e9
-        by_head.setdefault(row["head"], []).append(rate)
-    return {head: statistics.fmean(rates) for head, rates in by_head.items()}
-
-
-def grid_description(grid: StudyGrid) -> dict[str, Any]:
-    """What the estimate covers, for the report."""
-    return {
-        "backbones": list(grid.backbones),
-        "heads": list(grid.heads),
-        "datasets": [dataset.__dict__ for dataset in grid.datasets],
-        "epochs": grid.epochs,
-        "size": grid.size,
-    }
+def markdown(result: dict[str, Any]) -> str:
+    """What the grid holds and the estimated hours per loop and mode (per model: in the JSON)."""
+    grid = result["grid"]
+    datasets = grid["datasets"].items()
+    images = ", ".join(f"{name} {n['train']} + {n['val']} ({n['source']})" for name, n in datasets)
+    runs = sum(model["runs"] for model in grid["models"])
+    text = (
+        f"Grid of `{grid['project']}` (env {grid['env'] or 'default'}): {runs} runs of "
+        f"{len(grid['models'])} models, {grid['epochs']} epochs at {grid['size']} px; training + "
+        f"validation images: {images or 'none known'}. Each model's FLOPs at the TFLOP/s "
+        "measured for its head: a rough figure, as FLOP/s does not carry over exactly between "
+        "backbones and image sizes. Datasets left out (no split manifest, no published split): "
+        f"{', '.join(grid['left_out']) or 'none'}."
+    )
+    columns = "loop, mode, heads:heads measured, pflop:PFLOP, hours"
+    return f"{text}\n\n{table(result['estimates'], columns)}" if grid["models"] else text

@@ -1,83 +1,64 @@
-"""Evaluation throughput: `predict_probabilities` and `evaluate_predictions` on an EvaluationDataset.
-
-Prediction covers the evaluation pipeline's own path: decoding the full-size JPEG frame and
-mask, resizing the frame, the forward pass, and resizing each probability map back to its mask's
-size. Scoring (Dice/IoU plus the PraNet-toolbox metrics) runs on the host, once per model.
-The evaluation node predicts in fp32; on CUDA the bf16-autocast figure is measured beside it.
-"""
+"""Evaluation throughput: `predict_probabilities` (decode the full-size frame, resize, forward,
+resize back to the mask) and `evaluate_predictions` (Dice/IoU + PraNet toolbox, on the host)
+over an `EvaluationDataset`; fp32 as the evaluation node runs, and bf16 autocast on CUDA."""
 
 from __future__ import annotations
 
 import logging
-import time
+from functools import partial
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 
-from ssformer_repro.benchmark.common import BenchmarkSettings, spread, synchronize
-from ssformer_repro.benchmark.workspace import Workspace
+from ssformer_repro.benchmark.common import Run, precisions, spread, table, timed
+from ssformer_repro.benchmark.settings import BenchmarkSettings
 from ssformer_repro.evaluation.predict import evaluate_predictions, predict_probabilities
 from ssformer_repro.models import build_model
 from ssformer_repro.polyps.augment import build_eval_transform
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
-from ssformer_repro.training.loop import seed_everything
+from ssformer_repro.training.parts import seed_everything
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16 autocast": torch.bfloat16}
+
+def measure(run: Run) -> dict[str, Any]:
+    """Prediction and scoring rates of every model over the synthetic frames."""
+    return {"rows": run.per_model(measure_evaluation)}
 
 
-def measure_evaluation(
-    backbone: str, head: str, workspace: Workspace, settings: BenchmarkSettings
-) -> list[dict[str, Any]]:
-    """Rows of prediction and scoring images/s over the workspace's frames, per precision."""
-    dataset = EvaluationDataset(
-        workspace.manifest, None, build_eval_transform({"image_size": settings.size})
-    )
+def measure_evaluation(backbone: str, head: str, run: Run, settings: BenchmarkSettings) -> list:
+    """Rows of prediction and scoring images/s over the run's frames, per precision."""
+    transform = build_eval_transform({"image_size": settings.size})
+    dataset, device = EvaluationDataset(run.manifest, None, transform), settings.device
     seed_everything(settings.seed)
-    model = build_model(backbone, head).to(settings.device)
-    precisions = PRECISIONS if settings.on_cuda else {"fp32": None}
+    model = build_model(backbone, head).to(device)
+    options = dict(num_workers=settings.train_workers, collate_fn=collate_evaluation)
+    loader = DataLoader(dataset, settings.batch_size, **options)
+    warmup = DataLoader(Subset(dataset, range(settings.batch_size)), settings.batch_size, **options)
+    row = dict(backbone=backbone, head=head, size=settings.size, batch_size=settings.batch_size)
     rows = []
-    for precision, amp_dtype in precisions.items():
+    for precision, dtype in precisions(settings).items():
         logger.info("Evaluating %s-%s in %s.", backbone, head, precision)
-        warmup = Subset(dataset, range(min(settings.batch_size, len(dataset))))
-        _predict(model, warmup, amp_dtype, settings)
-        rates = []
+        predict = partial(predict_probabilities, model, device=device, amp_dtype=dtype)
+        list(predict(warmup))
+        predicting = []
         for _ in range(settings.repeats):
-            synchronize(settings.device)
-            started = time.perf_counter()
-            predictions = _predict(model, dataset, amp_dtype, settings)
-            synchronize(settings.device)
-            rates.append(len(dataset) / (time.perf_counter() - started))
-        started = time.perf_counter()
-        evaluate_predictions(predictions)
-        scoring_rate = len(dataset) / (time.perf_counter() - started)
-        rows.append(
-            {
-                "backbone": backbone,
-                "head": head,
-                "precision": precision,
-                "size": settings.size,
-                "images": len(dataset),
-                "predict_images_per_second": spread(rates),
-                "score_images_per_second": scoring_rate,
-            }
-        )
+            predictions, seconds = timed(partial(list, predict(loader)), device)
+            predicting.append(len(dataset) / seconds)
+        seconds = timed(partial(evaluate_predictions, predictions), torch.device("cpu"))[1]
+        rates = dict(predict_images_per_second=spread(predicting))
+        rates["score_images_per_second"] = len(dataset) / seconds  # scored once, on the host
+        rows.append(row | dict(precision=precision, images=len(dataset)) | rates)
     return rows
 
 
-def _predict(
-    model: torch.nn.Module,
-    dataset: Dataset,
-    amp_dtype: torch.dtype | None,
-    settings: BenchmarkSettings,
-) -> list:
-    """All (id, probability, mask) predictions of `dataset`, batched as the evaluation node does."""
-    loader = DataLoader(
-        dataset,
-        batch_size=settings.batch_size,
-        num_workers=settings.train_workers,
-        collate_fn=collate_evaluation,
+def markdown(result: dict[str, Any], results: dict[str, Any]) -> str:
+    """One row per model and precision."""
+    columns = "backbone, head, precision, size, batch_size, images, predict_images_per_second:"
+    columns += "predict images/s, score_images_per_second:scoring images/s"
+    return (
+        f"Over {results['workspace']['images']} full-size synthetic frames: prediction "
+        f"{results['settings']['repeats']} times (mean ± std) after one warm-up batch, scoring "
+        f"once.\n\n{table(result['rows'], columns)}"
     )
-    return list(predict_probabilities(model, loader, settings.device, amp_dtype))

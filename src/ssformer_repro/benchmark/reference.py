@@ -1,12 +1,9 @@
 """The baseline: a training loop written the way the official SSFormer code trains.
 
 As in the official `train.py`, `utils/my_dataset.py` and `utils/custom_transforms.py`
-(github.com/Qiming-Huang/ssformer): every sample is decoded from its file and augmented with PIL
-on every step (bilinear resize of frame and mask, random scale-crop, flips, rotation, PIL image
-enhancement, mask dilation/erosion, drawn from numpy's global RNG); the model runs in fp32,
-NCHW, eagerly; the loss takes sigmoid probabilities and applies a second sigmoid inside
-(`dice_bce_loss`); AdamW is the plain per-parameter loop (foreach=False, fused=False); and
-`loss.item()` is read every step.
+(github.com/Qiming-Huang/ssformer): every sample decoded from its file and augmented with PIL on
+every step (numpy's global RNG); fp32, NCHW, eager; a loss fed sigmoid outputs that applies a
+second sigmoid (`dice_bce_loss`); AdamW(foreach=False, fused=False); `loss.item()` every step.
 """
 
 from __future__ import annotations
@@ -17,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageOps
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -32,60 +29,35 @@ def official_augment(
     image: Image.Image, gt: Image.Image, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The official training transform list, in order; returns (3,S,S) and (1,S,S) float tensors."""
-    image = image.resize((size, size), Image.BILINEAR)
-    gt = gt.resize((size, size), Image.BILINEAR)
-
+    image, gt = image.resize((size, size), Image.BILINEAR), gt.resize((size, size), Image.BILINEAR)
     scale = np.random.random() * 0.5 + 0.75
     if np.random.random() < 0.5:
-        image, gt = (
-            _centre_crop(item.resize(_scaled(item.size, scale)), size) for item in (image, gt)
-        )
-
+        scaled = (round(image.width * scale), round(image.height * scale))
+        image, gt = (_centre_crop(item.resize(scaled), size) for item in (image, gt))
     flip_lr, flip_ud = np.random.random() < 0.5, np.random.random() < 0.5
-    image, gt = (_flip(item, flip_lr, flip_ud) for item in (image, gt))
-
+    image, gt = (ImageOps.mirror(item) if flip_lr else item for item in (image, gt))
+    image, gt = (ImageOps.flip(item) if flip_ud else item for item in (image, gt))
     angle = np.random.randint(0, 359)
     if np.random.random() < 0.5:
         image, gt = (_centre_crop(item.rotate(angle, expand=True), size) for item in (image, gt))
-
     enhancers = list(ENHANCERS)
     np.random.shuffle(enhancers)
     for enhancer in enhancers:
         if np.random.random() > 0.5:
             image = enhancer(image).enhance(1 + np.random.random() / 10)
-
-    gt_array = np.array(gt)
-    draw = np.random.random()
+    gt_array, draw = np.array(gt), np.random.random()
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (np.random.randint(2, 5),) * 2)
-    if draw < 1 / 3:
-        gt_array = cv2.dilate(gt_array, kernel)
-    elif draw < 2 / 3:
-        gt_array = cv2.erode(gt_array, kernel)
-
+    if draw < 2 / 3:  # dilate below 1/3, erode below 2/3, else neither
+        gt_array = (cv2.dilate if draw < 1 / 3 else cv2.erode)(gt_array, kernel)
     pixels = (np.array(image, dtype=np.float32) / 255 - MEAN) / STD
     mask = gt_array.astype(np.float32) / 255  # soft labels after the bilinear resizes, as there
     return torch.from_numpy(pixels.transpose(2, 0, 1)).float(), torch.from_numpy(mask)[None]
 
 
-def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    width, height = size
-    return round(width * scale), round(height * scale)
-
-
 def _centre_crop(image: Image.Image, size: int) -> Image.Image:
     """Crop (or zero-pad) to size x size around the centre, as the official code does."""
-    width, height = image.size
-    left, top = (width - size) // 2, (height - size) // 2
+    left, top = (image.width - size) // 2, (image.height - size) // 2
     return image.crop((left, top, left + size, top + size))
-
-
-def _flip(image: Image.Image, left_right: bool, up_down: bool) -> Image.Image:
-    pixels = np.array(image)
-    if left_right:
-        pixels = np.fliplr(pixels)
-    if up_down:
-        pixels = np.flipud(pixels)
-    return Image.fromarray(np.ascontiguousarray(pixels))
 
 
 class OfficialStyleDataset(Dataset):
@@ -94,9 +66,7 @@ class OfficialStyleDataset(Dataset):
     def __init__(self, image_paths: Sequence[str], mask_paths: Sequence[str], size: int) -> None:
         if len(image_paths) != len(mask_paths):
             raise ValueError(f"Got {len(image_paths)} images but {len(mask_paths)} masks.")
-        self.image_paths = list(image_paths)
-        self.mask_paths = list(mask_paths)
-        self.size = size
+        self.image_paths, self.mask_paths, self.size = list(image_paths), list(mask_paths), size
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -119,8 +89,7 @@ class ReferenceTrainer:
     """The official training step: fp32, NCHW, eager, unfused AdamW, a loss sync every step."""
 
     def __init__(self, model: nn.Module, device: torch.device, lr: float = 1e-4) -> None:
-        self.device = device
-        self.model = model.to(device)
+        self.device, self.model = device, model.to(device)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, foreach=False, fused=False)
 
     def train(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
