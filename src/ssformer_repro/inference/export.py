@@ -126,12 +126,14 @@ def log_mlflow_model(
     import mlflow.pytorch
     from mlflow.models import infer_signature
 
+    from ssformer_repro.tracking.runs import run_exists
+
     model = model.eval().cpu()
     with torch.inference_mode():
         output = model(torch.from_numpy(example)).numpy()
     signature = infer_signature(example, output)
     nested = mlflow.active_run() is not None
-    exists = run_id is not None and _run_exists(run_id)
+    exists = run_id is not None and run_exists(run_id)
     started = (
         mlflow.start_run(run_id=run_id, nested=nested)
         if exists
@@ -146,16 +148,6 @@ def log_mlflow_model(
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
         )
         return f"runs:/{tracked.info.run_id}/model"
-
-
-def _run_exists(run_id: str) -> bool:
-    import mlflow
-
-    try:
-        mlflow.MlflowClient().get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        return False
-    return True
 
 
 def export_trained_run(

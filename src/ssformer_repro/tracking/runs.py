@@ -118,7 +118,7 @@ def child_run(
         return
     configure_tracking(tracking)
     nested = mlflow.active_run() is not None
-    if resume_run_id is not None and _exists(resume_run_id):
+    if resume_run_id is not None and run_exists(resume_run_id):
         with mlflow.start_run(run_id=resume_run_id, nested=nested) as run:
             yield ChildRun(run.info.run_id)
         return
@@ -130,7 +130,8 @@ def child_run(
         yield ChildRun(run.info.run_id)
 
 
-def _exists(run_id: str) -> bool:
+def run_exists(run_id: str) -> bool:
+    """Whether the configured MLflow store holds the run `run_id`."""
     try:
         mlflow.MlflowClient().get_run(run_id)
     except mlflow.exceptions.MlflowException:
