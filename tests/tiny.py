@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ssformer_repro.training.checkpoint import load_checkpoint
 from ssformer_repro.training.parts import seed_everything
 from ssformer_repro.training.settings import TrainingSettings
 
@@ -67,18 +69,42 @@ class DiskDataset(Dataset):
         return {"image": image, "mask": mask, "id": f"disk_{index}"}
 
 
-def tiny_model(seed: int = 0, batch_norm: bool = True) -> nn.Module:
+def tiny_model(seed: int = 0, batch_norm: bool = True, first_bias: bool = True) -> nn.Module:
     """A three-convolution segmenter (one logit channel), seeded; BatchNorm optional."""
     seed_everything(seed)
     norm = [nn.BatchNorm2d(8)] if batch_norm else []
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
+        nn.Conv2d(3, 8, 3, padding=1, bias=first_bias),
         *norm,
         nn.ReLU(),
         nn.Conv2d(8, 8, 3, padding=1),
         nn.ReLU(),
         nn.Conv2d(8, 1, 1),
     )
+
+
+def bn_model(seed: int = 0) -> nn.Module:
+    """tiny_model with BatchNorm, its first convolution without a bias, for comparing two paths.
+
+    A bias before BatchNorm gets a gradient of rounding noise only, which AdamW normalises to
+    full-size steps of random sign: it would make any two numerically different paths diverge
+    in that one tensor and say nothing about the paths."""
+    return tiny_model(seed, batch_norm=True, first_bias=False)
+
+
+def last(run_dir: Path) -> dict:
+    """The run's last.pt checkpoint."""
+    return load_checkpoint(Path(run_dir) / "last.pt")
+
+
+def channels_last_weights(model: nn.Module) -> list[bool]:
+    """Whether each convolution weight is channels-last, of those whose layouts differ (a 1x1
+    or depthwise kernel, with one input channel, is both layouts at once)."""
+    return [
+        p.is_contiguous(memory_format=torch.channels_last)
+        for p in model.parameters()
+        if p.ndim == 4 and p.shape[1] > 1 and p.shape[-1] > 1
+    ]
 
 
 def tiny_config(**overrides) -> TrainingSettings:
