@@ -6,6 +6,7 @@ tests/conftest.py offers the same as fixtures.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -67,6 +68,50 @@ class DiskDataset(Dataset):
                 image, mask = image.flip(-2), mask.flip(-2)
             image = image + 0.05 * torch.randn_like(image)
         return {"image": image, "mask": mask, "id": f"disk_{index}"}
+
+
+class EvaluationDisks(Dataset):
+    """DiskDataset under the evaluation dataset's contract (image, original-size mask, id, size)."""
+
+    def __init__(self, count: int, seed: int, size: int = SIZE) -> None:
+        self.disks = DiskDataset(count=count, seed=seed, size=size)
+
+    def __len__(self) -> int:
+        return len(self.disks)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.disks[index]
+        mask = sample["mask"][0].to(torch.uint8)
+        return {"image": sample["image"], "mask": mask, "id": sample["id"], "size": mask.shape}
+
+
+class AllocatesTooMuch(nn.Module):
+    """`net`, whose training forward passes from step `first_greedy_step` on ask for
+    `greedy_bytes(images)` bytes in one plain allocation: a real failed malloc."""
+
+    def __init__(self, net: nn.Module, first_greedy_step: int, greedy_bytes) -> None:
+        super().__init__()
+        self.net, self.first_greedy_step, self.greedy_bytes = net, first_greedy_step, greedy_bytes
+        self.steps = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.steps += 1
+            if self.steps >= self.first_greedy_step:
+                torch.empty(self.greedy_bytes(images), dtype=torch.uint8, device=images.device)
+        return self.net(images)
+
+
+def torchrun_environment(rank: int, world_size: int, port: int) -> None:
+    """The launch variables torchrun sets for one process on this host, and one torch thread."""
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
 
 
 def tiny_model(seed: int = 0, batch_norm: bool = True, first_bias: bool = True) -> nn.Module:

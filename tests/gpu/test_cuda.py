@@ -20,13 +20,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.failures import OutOfMemoryError, explained_resource_errors
 from ssformer_repro.training.loop import train_segmenter
 from ssformer_repro.training.parts import Placement, RunParts
 from tests.gpu.common import channels_last_weights, cuda_config, disks, last, mit_model
+from tests.tiny import AllocatesTooMuch, EvaluationDisks
 
 pytestmark = pytest.mark.gpu
 
@@ -115,21 +115,6 @@ def test_channels_last_and_fused_adamw_match_the_plain_path(tmp_path):
     assert relative_difference(losses, reference) < LAYOUT_RTOL
 
 
-class EvaluationDisks(torch.utils.data.Dataset):
-    """DiskDataset under the evaluation dataset's contract (image, original-size mask, id, size)."""
-
-    def __init__(self, count: int, size: int, seed: int) -> None:
-        self.disks = disks(count=count, size=size, seed=seed, augment=False)
-
-    def __len__(self) -> int:
-        return len(self.disks)
-
-    def __getitem__(self, index: int) -> dict:
-        sample = self.disks[index]
-        mask = sample["mask"][0].to(torch.uint8)
-        return {"image": sample["image"], "mask": mask, "id": sample["id"], "size": mask.shape}
-
-
 def test_evaluation_in_bf16_scores_like_fp32(tmp_path):
     from ssformer_repro.evaluation.evaluate import TrainedModel
     from ssformer_repro.evaluation.predict import evaluate_predictions
@@ -141,7 +126,7 @@ def test_evaluation_in_bf16_scores_like_fp32(tmp_path):
     trained = train_segmenter(mit_model(), data, data, config, tmp_path, "trained")
     assert trained.best_val_mdice > 0.7, "the model did not learn the disks: nothing to compare"
     run = GridRun("disks", BACKBONE, HEAD, 0)
-    test_images = EvaluationDisks(count=32, size=64, seed=1)
+    test_images = EvaluationDisks(count=32, seed=1, size=64)
 
     def scored(amp: str) -> tuple[float, list[np.ndarray]]:
         evaluation = {
@@ -165,23 +150,9 @@ def test_evaluation_in_bf16_scores_like_fp32(tmp_path):
     assert abs(bf16_dice - fp32_dice) <= DICE_POINTS, (fp32_dice, bf16_dice)
 
 
-class AllocatesPastTheCard(nn.Module):
-    """MiT-B0 + SeD whose training forward passes from step `first_greedy_step` on ask for twice
-    the GPU's memory in one plain allocation (cudaMalloc fails at once; no managed memory)."""
-
-    def __init__(self, first_greedy_step: int) -> None:
-        super().__init__()
-        self.net = mit_model()
-        self.first_greedy_step = first_greedy_step
-        self.steps = 0
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            self.steps += 1
-            if self.steps >= self.first_greedy_step:
-                too_much = 2 * torch.cuda.get_device_properties(images.device).total_memory
-                torch.empty(too_much, dtype=torch.uint8, device=images.device)
-        return self.net(images)
+def twice_the_card(images: torch.Tensor) -> int:
+    """Twice the GPU's memory: cudaMalloc fails at once (no managed memory)."""
+    return 2 * torch.cuda.get_device_properties(images.device).total_memory
 
 
 def test_out_of_gpu_memory_names_the_batch_setting(tmp_path):
@@ -192,7 +163,7 @@ def test_out_of_gpu_memory_names_the_batch_setting(tmp_path):
     with pytest.raises(OutOfMemoryError) as raised:
         with explained_resource_errors(run, config.batch_size):
             train_segmenter(
-                AllocatesPastTheCard(first_greedy_step=3), data, data, config, tmp_path, run
+                AllocatesTooMuch(mit_model(), 3, twice_the_card), data, data, config, tmp_path, run
             )
     torch.cuda.empty_cache()
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from ssformer_repro.storage import atomic as atomic_files
 from ssformer_repro.storage.atomic import DiskFullError
@@ -22,30 +21,18 @@ from ssformer_repro.training.failures import (
     explained_resource_errors,
 )
 from ssformer_repro.training.loop import train_segmenter
-from tests.tiny import DiskDataset, tiny_config, tiny_model
+from tests.tiny import AllocatesTooMuch, DiskDataset, tiny_config, tiny_model
 
 
-class NeedsTooMuchMemory(nn.Module):
-    """The tiny model, whose training forward passes from a given step on ask for 100 TB."""
-
-    def __init__(self, first_greedy_step: int) -> None:
-        super().__init__()
-        self.net = tiny_model()
-        self.first_greedy_step = first_greedy_step
-        self.steps = 0
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            self.steps += 1
-            if self.steps >= self.first_greedy_step:
-                torch.empty(len(images) * 50 * 2**40, dtype=torch.uint8)  # a real failed malloc
-        return self.net(images)
+def hundred_terabytes(images: torch.Tensor) -> int:
+    """50 TB per image: more than any machine's memory."""
+    return len(images) * 50 * 2**40
 
 
 def test_out_of_cpu_memory_during_training_names_run_and_batch_size_to_try(tmp_path: Path) -> None:
     disks = DiskDataset(count=8, augment=True)
     config = tiny_config(batch_size=4, lr=1e-4)
-    model = NeedsTooMuchMemory(first_greedy_step=3)  # epoch 2: 2 steps per epoch
+    model = AllocatesTooMuch(tiny_model(), 3, hundred_terabytes)  # epoch 2: 2 steps per epoch
 
     with pytest.raises(OutOfMemoryError) as raised:
         with explained_resource_errors("kvasir.mit_b5.pld", config.batch_size):

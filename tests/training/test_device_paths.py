@@ -25,7 +25,6 @@ import functools
 import json
 import logging
 import math
-import os
 import socket
 from pathlib import Path
 
@@ -46,7 +45,16 @@ from ssformer_repro.training.loop import train_segmenter
 from ssformer_repro.training.parts import Placement, RunParts
 from ssformer_repro.training.settings import TrainingSettings
 from tests.conftest import PROJECT_ROOT
-from tests.tiny import CONSTANT_LR, DiskDataset, bn_model, channels_last_weights, last, tiny_model
+from tests.tiny import (
+    CONSTANT_LR,
+    DiskDataset,
+    EvaluationDisks,
+    bn_model,
+    channels_last_weights,
+    last,
+    tiny_model,
+    torchrun_environment,
+)
 from tests.tiny import tiny_config as config
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "val_mdice", "val_miou", "skipped_steps"]
@@ -291,21 +299,6 @@ def test_fused_adamw_skips_the_steps_the_fp16_scaler_skips(tmp_path, high_loss_s
 # --- evaluation.amp on the CPU ----------------------------------------------------------------
 
 
-class EvaluationDisks(torch.utils.data.Dataset):
-    """DiskDataset under the evaluation dataset's contract (image, original-size mask, id, size)."""
-
-    def __init__(self, count: int, seed: int) -> None:
-        self.disks = DiskDataset(count=count, seed=seed)
-
-    def __len__(self) -> int:
-        return len(self.disks)
-
-    def __getitem__(self, index: int) -> dict:
-        sample = self.disks[index]
-        mask = sample["mask"][0].to(torch.uint8)
-        return {"image": sample["image"], "mask": mask, "id": sample["id"], "size": mask.shape}
-
-
 def test_evaluation_amp_bf16_scores_on_the_cpu_like_fp32(tmp_path, monkeypatch):
     from ssformer_repro.evaluation import evaluate
     from ssformer_repro.evaluation.predict import evaluate_predictions
@@ -360,14 +353,7 @@ DDP_RUNS = {
 
 def train_one_rank(rank: int, world_size: int, port: int, root: str) -> None:
     """One torchrun-like process training every run of DDP_RUNS."""
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    torchrun_environment(rank, world_size, port)
     dataset = DiskDataset(count=8, size=DDP_SIZE)
     for name, (batch_norm, settings) in DDP_RUNS.items():
         model = bn_model() if batch_norm else tiny_model(batch_norm=False)

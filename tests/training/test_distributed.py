@@ -5,7 +5,6 @@ process's half batch would differ from those of the whole batch in one process.
 """
 
 import json
-import os
 import socket
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ssformer_repro.training.checkpoint import load_checkpoint
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.loop import train_segmenter
 from ssformer_repro.training.settings import TrainingSettings
-from tests.tiny import CONSTANT_LR, DiskDataset, tiny_model
+from tests.tiny import CONSTANT_LR, DiskDataset, tiny_model, torchrun_environment
 
 SIZE = 16
 COMPARED_COLUMNS = ["epoch", "lr", "train_loss", "val_mdice", "val_miou"]
@@ -31,14 +30,7 @@ def config(epochs: int) -> TrainingSettings:
 
 def train_one_rank(rank: int, world_size: int, port: int, runs: list[tuple[str, int]]) -> None:
     """One torchrun-like process: the launch variables, then the same calls as single runs."""
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    torchrun_environment(rank, world_size, port)
     dataset = DiskDataset(count=8, size=SIZE)
     for run_dir, epochs in runs:
         rows: list[dict] = []
