@@ -7,6 +7,8 @@
 #   bash scripts/gpu_check.sh           # on the GPU machine, in a copy of the repository with
 #                                       # .gpu-wheels/ carried along: install them offline, run
 #                                       # the parts below, write the results to $OUT
+#   bash scripts/gpu_check.sh extras    # after the check, with device time left: does compile
+#                                       # pay back, and do runs packed on one GPU raise throughput
 #   bash scripts/gpu_check.sh plan      # print the parts and their time caps; run nothing
 #
 # The GPU machine's python3 (3.12) holds torch, torchvision, timm, numpy, pandas, scikit-learn,
@@ -30,10 +32,16 @@
 #                   the data section at 8 and 16 workers, mit_b2, then mit_b5 with the grid
 #                   estimate; one process per backbone, so that a part cut short keeps the others
 #
-# $OUT (default ./gpu-check-out) receives at most 8 files: summary.txt, gpu-tests.log,
-# kedro-run.log, benchmark.log, benchmark.md, benchmark.json and details.tar.gz (the install
-# log, the machine's description, pytest's JUnit XML, the Kedro run's tables and histories, each
-# benchmark part's own report). The exit status is 0 when every part passed.
+# The extras, within GPU_CHECK_EXTRAS_SECONDS (300 s): the install again (a machine may be fresh),
+#   compile         the benchmark's attention section (SDPA, torch.compile payback), MiT-B0 and B2
+#   packing         three demo runs at 352 px on an 800-image synth_kvasir, trained by `kedro
+#                   run --namespaces=<run>` one after another, then as three processes at once
+# writing extras-summary.txt, extras.log, attention.md and extras-details.tar.gz to $OUT.
+#
+# $OUT (default ./gpu-check-out) receives from the check at most 8 files: summary.txt,
+# gpu-tests.log, kedro-run.log, benchmark.log, benchmark.md, benchmark.json and details.tar.gz
+# (the install log, the machine's description, pytest's JUnit XML, the Kedro run's tables and
+# histories, each benchmark part's own report). The exit status is 0 when every part passed.
 set -euo pipefail
 
 REPO=${GPU_CHECK_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
@@ -41,6 +49,7 @@ WHEELS=${GPU_CHECK_WHEELS:-$REPO/.gpu-wheels}
 PYTHON=${PYTHON:-python3}
 SITE=${GPU_CHECK_SITE:-/tmp/gpu-check-site}
 BUDGET=${GPU_CHECK_SECONDS:-470}
+EXTRAS_BUDGET=${GPU_CHECK_EXTRAS_SECONDS:-300}
 MAX_WHEEL_MIB=50
 
 # Distributions the GPU machine lacks, by their names in constraints.txt. Not carried: mlflow
@@ -65,6 +74,12 @@ PARTS=(
     "benchmark-mit_b2 90 benchmark train (3 heads), mit_b2"
     "benchmark-mit_b5 150 benchmark train (3 heads) + grid estimate, mit_b5"
 )
+# The extras' parts, within GPU_CHECK_EXTRAS_SECONDS (300 s).
+EXTRA_PARTS=(
+    "compile 130 benchmark attention: manual vs SDPA, compile payback, mit_b0 and mit_b2"
+    "packing 160 three runs (B0 sed, B0 pld, B1 sed), one after another, then all at once"
+)
+PACKED_RUNS=(synth_kvasir.mit_b0.sed.seed42 synth_kvasir.mit_b0.pld.seed42 synth_kvasir.mit_b1.sed.seed42)
 KEDRO_PARAMS=(
     "reproduce.only=synth_kvasir.mit_b0.sed"
     "reproduce.datasets=[synth_kvasir]"
@@ -72,6 +87,25 @@ KEDRO_PARAMS=(
     "augmentation.image_size=352"
     "data_processing.cache_size=352"
     "training.epochs=2"
+    "training.device=cuda"
+    "training.num_workers=4"
+    "evaluation.device=cuda"
+    "tracking.enabled=false"
+)
+# The packing part: synth_kvasir grown to Kvasir-SEG's 800 / 100 / 100 split, 4 epochs per run;
+# the grid's backbones and heads (lists, which --params cannot hold: it splits at commas) are
+# PACKED_GRID, written into the scratch copy's conf/demo.
+PACKED_GRID='{"backbones": ["mit_b0", "mit_b1"], "heads": ["pld", "sed"]}'
+
+PACKING_PARAMS=(
+    "reproduce.datasets=[synth_kvasir]"
+    "data_processing.datasets=[synth_kvasir]"
+    "datasets.synth_kvasir.synthetic.n_images=1000"
+    "datasets.synth_kvasir.split.test_fraction=0.1"
+    "augmentation.image_size=352"
+    "data_processing.cache_size=352"
+    "training.epochs=4"
+    "training.batch_size=16"
     "training.device=cuda"
     "training.num_workers=4"
     "evaluation.device=cuda"
@@ -158,6 +192,11 @@ plan() {
         read -r name cap what <<<"$part"
         printf '  %-18s %4s s  %s\n' "$name" "$cap" "$what"
     done
+    echo "extras: at most ${EXTRAS_BUDGET} s in all."
+    for part in "${EXTRA_PARTS[@]}"; do
+        read -r name cap what <<<"$part"
+        printf '  %-18s %4s s  %s\n' "$name" "$cap" "$what"
+    done
     echo "kedro run --env=demo --pipelines=data_processing,training --params=$(IFS=,; echo "${KEDRO_PARAMS[*]}")"
     echo "python ${BENCHMARK[*]} --backbones <mit_b0|mit_b2|mit_b5> ..."
     local wheels
@@ -169,7 +208,7 @@ plan() {
 
 cap_of() {
     local part
-    for part in "${PARTS[@]}"; do
+    for part in "${PARTS[@]}" "${EXTRA_PARTS[@]}"; do
         read -r name cap _ <<<"$part"
         [ "$name" = "$1" ] && echo "$cap" && return
     done
@@ -224,11 +263,17 @@ EOF
     "$PYTHON" -m pip list 2>/dev/null >"$DETAILS/pip-list.txt" || true
 }
 
-kedro_run() {
-    local project=$WORK/project
+scratch_project() {
+    # A copy of the project to run `kedro run --env=demo` in, its data/ empty.
+    local project=$1
     rm -rf "$project" && mkdir -p "$project/conf/local" "$project/data"
     cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/src" "$project/"
     cp -r "$REPO/conf/base" "$REPO/conf/demo" "$project/conf/"
+}
+
+kedro_run() {
+    local project=$WORK/project
+    scratch_project "$project"
     (cd "$project" && "$PYTHON" -m kedro run --env=demo --pipelines=data_processing,training \
         "--params=$(IFS=,; echo "${KEDRO_PARAMS[*]}")") || return $?
     (cd "$project/data/demo" && find . -type f \( -name '*.csv' -o -name '*.json' -o -name '*.md' \
@@ -266,6 +311,73 @@ benchmark() {
     "$PYTHON" "${BENCHMARK[@]}" --output "$WORK/$name" "$@"
 }
 
+packing() {
+    # The same three runs trained one after another, then as three processes at once (the run
+    # lock allows different runs at once): the wall times and each run's images/s.
+    local project=$WORK/packing params run started
+    params="--params=$(IFS=,; echo "${PACKING_PARAMS[*]}")"
+    scratch_project "$project"
+    cd "$project"
+    "$PYTHON" - conf/demo/parameters_reproduce.yml "$PACKED_GRID" <<'EOF2' || return 1
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+path = Path(sys.argv[1])
+parameters = yaml.safe_load(path.read_text())
+parameters["reproduce"].update(json.loads(sys.argv[2]))
+path.write_text(yaml.safe_dump(parameters))
+EOF2
+    "$PYTHON" -m kedro run --env=demo --pipelines=data_processing "$params" >"$WORK/packing-data.log" 2>&1 \
+        || { tail -40 "$WORK/packing-data.log"; return 1; }
+    local mode
+    for mode in sequential packed; do
+        rm -rf data/demo/06_models data/demo/07_model_output
+        started=$EPOCHREALTIME
+        for run in "${PACKED_RUNS[@]}"; do
+            if [ "$mode" = sequential ]; then
+                train_one "$run" "$params" "$mode" || return 1
+            else
+                train_one "$run" "$params" "$mode" &
+            fi
+        done
+        if [ "$mode" = packed ]; then
+            for run in "${PACKED_RUNS[@]}"; do wait -n || return 1; done
+        fi
+        "$PYTHON" - "$mode" "$started" "$WORK/packing-seconds.txt" "${PACKED_RUNS[@]}" <<'EOF2'
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+mode, started, record, runs = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
+seconds = time.time() - started
+rates = []
+for run in runs:
+    history = pd.read_csv(Path("data/demo/06_models", run, "history.csv"))
+    rate = history["images_per_second"].iloc[1:].mean()  # epoch 1 holds cuDNN's autotuning
+    rates.append(rate)
+    print(f"{mode:10s} {run:34s} {rate:8.1f} train images/s (epochs 2-{len(history)})")
+print(f"{mode:10s} {'all three':34s} {sum(rates):8.1f} train images/s summed, {seconds:.1f} s wall")
+with record.open("a") as file:
+    file.write(f"{mode} {seconds}\n")
+if mode == "packed":
+    wall = dict(line.split() for line in record.read_text().splitlines())
+    ratio = float(wall["packed"]) / float(wall["sequential"])
+    print(f"packed / sequential wall time: {ratio:.2f} (below 1: packing raises throughput)")
+EOF2
+    done
+}
+
+train_one() {
+    local run=$1 params=$2 mode=$3
+    "$PYTHON" -m kedro run --env=demo --pipelines=training --namespaces="$run" "$params" \
+        >"$WORK/packing-$mode-$run.log" 2>&1 || { tail -40 "$WORK/packing-$mode-$run.log"; return 1; }
+}
+
 collect_benchmarks() {
     "$PYTHON" - "$WORK" "$OUT" <<'EOF'
 import json
@@ -283,14 +395,15 @@ for part in sorted(work.glob("benchmark-*")):
 EOF
 }
 
-check() {
+start_check() {
+    # The variables every part reads, the summary's head; $1 is the summary's name.
     OUT=${OUT:-$PWD/gpu-check-out}
     mkdir -p "$OUT"
     OUT=$(cd "$OUT" && pwd)
     WORK=$(mktemp -d /tmp/gpu-check.XXXXXX)
     DETAILS=$WORK/details
     STUBS=$WORK/stubs
-    SUMMARY=$OUT/summary.txt
+    SUMMARY=$OUT/$1
     FAILED=0
     mkdir -p "$DETAILS" "$STUBS"
     cd "$REPO"
@@ -306,6 +419,24 @@ torch.__version__, '| CUDA', torch.version.cuda, '| GPU seen by torch:', torch.c
         echo
         printf '%-18s %-22s %7s\n' part status time
     } >"$SUMMARY"
+}
+
+finish_check() {
+    # The closing lines of the summary; $1 is the details archive's name. Fails if a part did.
+    local details=$1
+    (cd "$WORK" && tar -czf "$OUT/$details" details) || true
+    {
+        echo
+        echo "$FAILED part(s) failed; $SECONDS s in all (budget $BUDGET s)."
+        echo "Logs and tables in $OUT: $(cd "$OUT" && echo *)"
+    } >>"$SUMMARY"
+    rm -rf "$WORK"
+    cat "$SUMMARY"
+    [ "$FAILED" -eq 0 ]
+}
+
+check() {
+    start_check summary.txt
     { nvidia-smi 2>&1 || true; lscpu 2>&1 || true; free -g 2>&1 || true; } >"$DETAILS/machine.txt"
 
     run_part install "$DETAILS/install.log" _install
@@ -322,25 +453,35 @@ torch.__version__, '| CUDA', torch.version.cuda, '| GPU seen by torch:', torch.c
     for part in "$WORK"/benchmark-*; do
         [ -d "$part" ] && cp -r "$part" "$DETAILS/"
     done
-    (cd "$WORK" && tar -czf "$OUT/details.tar.gz" details) || true
-    {
-        echo
-        echo "$FAILED part(s) failed; $SECONDS s in all (budget $BUDGET s)."
-        echo "Logs and tables in $OUT: $(cd "$OUT" && echo *)"
-    } >>"$SUMMARY"
-    rm -rf "$WORK"
-    cat "$SUMMARY"
-    [ "$FAILED" -eq 0 ]
+    finish_check details.tar.gz
+}
+
+extras() {
+    # In a call of its own after the check (its wheels installed again: a machine may be fresh).
+    BUDGET=$EXTRAS_BUDGET
+    start_check extras-summary.txt
+    run_part install "$DETAILS/install.log" _install
+    run_part compile "$OUT/extras.log" _benchmark benchmark-attention --sections attention \
+        --backbones mit_b0,mit_b2 --compile-steps 40 --no-estimate
+    run_part packing "$OUT/extras.log" _packing
+    for part in "$WORK"/benchmark-attention "$WORK"/packing-*.log; do
+        [ -e "$part" ] && cp -r "$part" "$DETAILS/"
+    done
+    [ -f "$WORK/benchmark-attention/benchmark.md" ] \
+        && cp "$WORK/benchmark-attention/benchmark.md" "$OUT/attention.md"
+    finish_check extras-details.tar.gz
 }
 
 case "${1:-check}" in
     prepare) prepare ;;
     plan) plan ;;
     check) check ;;
+    extras) extras ;;
     # The parts, as run_part starts them (under timeout, with check's variables exported).
     _install) install_wheels ;;
     _gpu_tests) gpu_tests ;;
     _kedro_run) kedro_run ;;
     _benchmark) shift && benchmark "$@" ;;
-    *) echo "usage: bash scripts/gpu_check.sh [prepare|plan|check]" >&2 && exit 2 ;;
+    _packing) packing ;;
+    *) echo "usage: bash scripts/gpu_check.sh [prepare|plan|check|extras]" >&2 && exit 2 ;;
 esac
