@@ -199,6 +199,8 @@ plan() {
     done
     echo "kedro run --env=demo --pipelines=data_processing,training --params=$(IFS=,; echo "${KEDRO_PARAMS[*]}")"
     echo "python ${BENCHMARK[*]} --backbones <mit_b0|mit_b2|mit_b5> ..."
+    echo "packing: reproduce ${PACKED_GRID}; runs ${PACKED_RUNS[*]}"
+    echo "packing: kedro run --env=demo --pipelines=training --namespaces=<run> --params=$(IFS=,; echo "${PACKING_PARAMS[*]}")"
     local wheels
     wheels=$(find "$WHEELS" -maxdepth 1 -name '*.whl' 2>/dev/null | wc -l)
     echo "wheels: $WHEELS ($wheels found); results: ${OUT:-./gpu-check-out}"
@@ -483,5 +485,6 @@ case "${1:-check}" in
     _kedro_run) kedro_run ;;
     _benchmark) shift && benchmark "$@" ;;
     _packing) packing ;;
+    _pinned) PREPARE_PYTHON=${PREPARE_PYTHON:-python3} pinned ;;  # the carried pins (a test reads them)
     *) echo "usage: bash scripts/gpu_check.sh [prepare|plan|check|extras]" >&2 && exit 2 ;;
 esac
