@@ -202,7 +202,8 @@ plan() {
     echo "packing: reproduce ${PACKED_GRID}; runs ${PACKED_RUNS[*]}"
     echo "packing: kedro run --env=demo --pipelines=training --namespaces=<run> --params=$(IFS=,; echo "${PACKING_PARAMS[*]}")"
     local wheels
-    wheels=$(find "$WHEELS" -maxdepth 1 -name '*.whl' 2>/dev/null | wc -l)
+    wheels=0
+    [ -d "$WHEELS" ] && wheels=$(find "$WHEELS" -maxdepth 1 -name '*.whl' | wc -l)
     echo "wheels: $WHEELS ($wheels found); results: ${OUT:-./gpu-check-out}"
 }
 
