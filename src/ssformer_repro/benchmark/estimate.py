@@ -11,7 +11,6 @@ mean over the measured ones); the grid models' FLOPs are counted on the meta dev
 from __future__ import annotations
 
 import logging
-import os
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -82,10 +81,8 @@ def configured_grid(project: Path, env: str | None) -> dict[str, Any]:
     """The project's grid: its models (backbone, head) with their runs' forward passes, the
     datasets' images, and the datasets left out."""
     logger.info("Grid estimate: reading the grid of %s (env %s).", project, env or "default")
-    parameters = loader.load_parameters(project, env)
-    conf, env_name = str(project / loader.CONF_SOURCE), env or os.getenv("KEDRO_ENV")
-    config = loader.CONFIG_LOADER_CLASS(conf, env=env_name, **loader.CONFIG_LOADER_ARGS)
-    data_root = project / config["globals"]["data_root"]
+    config = loader.project_config(project, env)
+    parameters, data_root = config["parameters"], project / config["globals"]["data_root"]
     epochs, size = parameters["training"]["epochs"], parameters["augmentation"]["image_size"]
     runs = parameter_grid(parameters)  # every seed, and every fold of a k-fold dataset
     splits = {(r.dataset, r.fold): _split_sizes(r.dataset, r.fold, data_root) for r in runs}

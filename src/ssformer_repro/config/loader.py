@@ -73,6 +73,16 @@ def load_parameters(
     `env` None is Kedro's default (`KEDRO_ENV`, else `local` over `base`); `params` are the
     runtime parameters, nested as Kedro nests `--params "a.b=1"` (see `parse_params`).
     """
+    return project_config(project_path, env, params)["parameters"]
+
+
+def project_config(
+    project_path: str | Path | None = None,
+    env: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> OmegaConfigLoader:
+    """The config loader a Kedro session of `kedro run --env <env> --params <params>` builds in
+    `project_path` (arguments as for `load_parameters`): its `parameters`, `globals`, ..."""
     from kedro.utils import find_kedro_project
 
     project = Path(project_path) if project_path is not None else find_kedro_project(Path.cwd())
@@ -81,13 +91,12 @@ def load_parameters(
             f"{Path.cwd()} is not inside a Kedro project (no pyproject.toml with [tool.kedro]); "
             "run from the project's root or pass its path."
         )
-    loader = CONFIG_LOADER_CLASS(
+    return CONFIG_LOADER_CLASS(
         conf_source=str(project / CONF_SOURCE),
         env=env or os.getenv("KEDRO_ENV"),
         runtime_params=dict(params or {}),
         **CONFIG_LOADER_ARGS,
     )
-    return loader["parameters"]
 
 
 def parse_params(text: str | None) -> dict[str, Any]:
