@@ -142,6 +142,12 @@ def last(run_dir: Path) -> dict:
     return load_checkpoint(Path(run_dir) / "last.pt")
 
 
+def relative_difference(first, second) -> float:
+    """The largest |first / second - 1| of two equal-length sequences (losses, say)."""
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    return float(np.max(np.abs(first / second - 1)))
+
+
 def channels_last_weights(model: nn.Module) -> list[bool]:
     """Whether each convolution weight is channels-last, of those whose layouts differ (a 1x1
     or depthwise kernel, with one input channel, is both layouts at once)."""

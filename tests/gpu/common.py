@@ -7,7 +7,7 @@ from torch import nn
 
 from ssformer_repro.training.parts import seed_everything
 from ssformer_repro.training.settings import TrainingSettings
-from tests.tiny import DiskDataset, bn_model, channels_last_weights, last
+from tests.tiny import DiskDataset, bn_model, channels_last_weights, last, tiny_config
 
 __all__ = ["bn_model", "channels_last_weights", "cuda_config", "disks", "last", "mit_model"]
 
@@ -30,13 +30,5 @@ def disks(count: int = 16, size: int = SIZE, seed: int = 0, augment: bool = True
 
 def cuda_config(**overrides) -> TrainingSettings:
     """Two CUDA epochs of batch 4 at a constant learning rate of 1e-3, one loader process."""
-    settings = {
-        "epochs": 2,
-        "batch_size": 4,
-        "lr": 1e-3,
-        "scheduler": CONSTANT_LR,
-        "seed": 0,
-        "device": "cuda",
-        "num_workers": 0,
-    }
-    return TrainingSettings(**{**settings, **overrides})
+    settings = dict(epochs=2, batch_size=4, lr=1e-3, scheduler=CONSTANT_LR, device="cuda")
+    return tiny_config(**{**settings, "num_workers": 0, **overrides})

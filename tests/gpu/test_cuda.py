@@ -26,18 +26,13 @@ from ssformer_repro.training.failures import OutOfMemoryError, explained_resourc
 from ssformer_repro.training.loop import train_segmenter
 from ssformer_repro.training.parts import Placement, RunParts
 from tests.gpu.common import channels_last_weights, cuda_config, disks, last, mit_model
-from tests.tiny import AllocatesTooMuch, EvaluationDisks
+from tests.tiny import AllocatesTooMuch, EvaluationDisks, relative_difference
 
 pytestmark = pytest.mark.gpu
 
 RESUME_RTOL = 2e-2
 LAYOUT_RTOL = 1e-2
 DICE_POINTS = 0.5
-
-
-def relative_difference(first, second) -> float:
-    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
-    return float(np.max(np.abs(first / second - 1)))
 
 
 def test_auto_settings_take_the_gpu_paths():

@@ -52,6 +52,7 @@ from tests.tiny import (
     bn_model,
     channels_last_weights,
     last,
+    relative_difference,
     tiny_model,
     torchrun_environment,
 )
@@ -92,10 +93,6 @@ def assert_close_weights(first: dict, second: dict, rtol: float) -> None:
             torch.testing.assert_close(tensor, second[name], rtol=0, atol=rtol * scale, msg=name)
         else:
             assert torch.equal(tensor, second[name]), name
-
-
-def relative_difference(first: pd.Series, second: pd.Series) -> float:
-    return float(np.max(np.abs(first.to_numpy() / second.to_numpy() - 1)))
 
 
 @pytest.fixture
