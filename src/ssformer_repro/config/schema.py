@@ -410,12 +410,16 @@ class ModelSizesSettings(Settings):
 
 
 class StatisticsSettings(Settings):
-    """The verdict's paired statistics (reporting/statistics.py)."""
+    """The verdict's head-level statistics and its planner (docs/statistics.md)."""
 
-    bootstrap_samples: Annotated[int, Field(ge=100)] = 2000
-    level: Annotated[float, Field(gt=0, lt=1)] = 0.95
-    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
-    seed: NonNegativeInt = 0
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05  # family-wise, Holm over the table
+    equivalence_margin: Annotated[float, Field(gt=0)] = 1.0  # points of mDice
+    bootstrap_samples: Annotated[int, Field(ge=100)] = 2000  # of the P(A>B) interval
+    seed: NonNegativeInt = 0  # of that bootstrap, so the table is the same on every run
+    power: Annotated[float, Field(gt=0, lt=1)] = 0.8  # the planner's wanted power
+    target_difference: Annotated[float, Field(gt=0)] = 1.0  # the planner's difference, points
+    planning_training_spread: Annotated[float, Field(gt=0)] = 1.5  # points, one-seed cells
+    max_seeds: Annotated[int, Field(ge=2)] = 50  # the planner looks no further
 
 
 class PredictSettings(Settings):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from ssformer_repro.grid.runs import GridRun
 
@@ -49,45 +51,70 @@ def plot_mdice_bars(runs: pd.DataFrame) -> Figure:
     return figure
 
 
-VERDICT_COLOURS = {"better": "tab:green", "no": "tab:grey"}
+OUTCOME_COLOURS = {
+    "A better": "tab:green",
+    "B better": "tab:red",
+    "equivalent": "tab:blue",
+    "inconclusive": "tab:grey",
+    "needs 2+ seeds": "lightgrey",
+}
 
 
 def plot_forest(verdict: pd.DataFrame) -> Figure:
-    """Forest plot: the paired mDice difference and its interval per backbone (and Total), one
-    panel per dataset (rows) and comparison (columns); green where the verdict is significant."""
-    from ssformer_repro.reporting.statistics import HEAD_NAMES
+    """Forest plot of the verdict: per dataset (rows of panels) and comparison (columns), each
+    backbone's and Total's head-level difference with the interval the verdict reads, coloured
+    by its outcome; the equivalence margin shaded; one x axis shared within a dataset. Rows with
+    one training per head show their difference alone (no head-level interval exists)."""
+    from ssformer_repro.reporting.names import HEAD_NAMES
 
     datasets = list(dict.fromkeys(verdict["dataset"]))
     comparisons = list(dict.fromkeys(verdict["comparison"]))
-    figure = Figure(
-        figsize=(
-            4.2 * len(comparisons),
-            0.45 * verdict["backbone"].nunique() * len(datasets) + 1.8,
-        ),
-        layout="constrained",
+    labels = verdict["backbone"].where(
+        verdict["test_set"] == verdict["dataset"], verdict["test_set"] + " · " + verdict["backbone"]
     )
+    verdict = verdict.assign(label=labels)
+    height = 0.42 * verdict.groupby(["dataset", "comparison"]).size().max() * len(datasets)
+    figure = Figure(figsize=(4.4 * len(comparisons), height + 2.2), layout="constrained")
     axes = figure.subplots(len(datasets), len(comparisons), squeeze=False)
     for row, dataset in enumerate(datasets):
+        of_dataset = verdict[verdict["dataset"] == dataset]
+        bounds = pd.concat([of_dataset[c] for c in ("ci_low", "ci_high", "difference")]).dropna()
+        margin = float(of_dataset["margin"].iloc[0])
+        reach = max(margin * 1.5, float(bounds.abs().max()) * 1.08)
         for column, comparison in enumerate(comparisons):
             ax = axes[row, column]
-            cells = verdict[(verdict["dataset"] == dataset) & (verdict["comparison"] == comparison)]
-            positions = range(len(cells))[::-1]
+            cells = of_dataset[of_dataset["comparison"] == comparison]
+            positions = list(range(len(cells)))[::-1]
+            ax.axvspan(-margin, margin, color="tab:blue", alpha=0.08, linewidth=0)
+            ax.axvline(0, color="black", linewidth=0.8)
             for y, cell in zip(positions, cells.itertuples(index=False), strict=True):
-                colour = VERDICT_COLOURS["better" if "better" in cell.verdict else "no"]
+                colour = OUTCOME_COLOURS[cell.outcome]
+                marker = "D" if cell.backbone == "Total" else "o"
+                if pd.isna(cell.ci_low):
+                    ax.plot(cell.difference, y, marker, color=colour, markeredgecolor="grey")
+                    continue
                 ax.errorbar(
                     cell.difference,
                     y,
                     xerr=[[cell.difference - cell.ci_low], [cell.ci_high - cell.difference]],
-                    fmt="D" if cell.backbone == "Total" else "o",
+                    fmt=marker,
                     color=colour,
                     capsize=3,
                 )
-            ax.axvline(0, color="black", linewidth=0.8)
-            ax.set_yticks(list(positions), list(cells["backbone"]))
+            ax.set_yticks(positions, list(cells["label"]))
+            ax.set_xlim(-reach, reach)
             first, second = comparison.split(" vs ")
             ax.set_title(
                 f"{dataset}: {HEAD_NAMES[first]} − {HEAD_NAMES[second]}", fontsize="medium"
             )
-            ax.set_xlabel("mDice difference (points) and 95 % interval")
-    figure.suptitle("Paired mDice differences per backbone (green: significant after Holm)")
+            ax.set_xlabel("mDice difference, points (interval at its Holm level)")
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colour, label=outcome)
+        for outcome, colour in OUTCOME_COLOURS.items()
+    ]
+    handles.append(Patch(color="tab:blue", alpha=0.15, label="equivalence margin"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
+    figure.suptitle(
+        "Head-level differences of mDice (A − B): A better, B better, equivalent or not"
+    )
     return figure

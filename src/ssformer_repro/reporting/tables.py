@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from ssformer_repro.reporting.names import HEAD_NAMES, HEAD_NOTE
 from ssformer_repro.reporting.published import TEST_SET_DOMAINS, published_table
-from ssformer_repro.reporting.statistics import HEAD_NAMES, HEAD_NOTE
 
 METRICS = {"miou": "mIoU", "mdice": "mDice"}
 WITHOUT_TTA = "_without_tta"  # suffix of the scores without test-time augmentation
@@ -32,12 +32,13 @@ def method_note(n_seeds: int) -> str:
     """The one sentence on a results table's statistical method."""
     if n_seeds == 1:
         return (
-            "One training run per cell and no statistical test: a winner here may be seed noise; "
-            "verdict.md tests the differences."
+            "One training run per cell and no statistical test: a winner here may be training "
+            "noise; verdict.md says what more seeds would settle."
         )
     return (
         f"Each cell is the mean over {n_seeds} training seeds, without a test: verdict.md tests "
-        "the differences (paired bootstrap and Wilcoxon, Holm-corrected)."
+        "the differences between heads (trainings and test images as sources of variation, "
+        "Holm-corrected)."
     )
 
 
@@ -245,10 +246,15 @@ def paper_names(table: pd.DataFrame) -> pd.DataFrame:
     return renamed
 
 
-def table_markdown(table: pd.DataFrame, title: str, note: str = "", method: str = "") -> str:
+def table_markdown(
+    table: pd.DataFrame, title: str, note: str = "", method: str = "", numparse: bool = True
+) -> str:
     """A Markdown table with its title, its metric convention, its statistical method, which
-    head is which, and an optional note."""
-    body = paper_names(table).to_markdown(index=False, floatfmt=".2f")
+    head is which, and an optional note. `numparse=False` prints text cells as they are (a
+    formatted "+0.40" or "0.001" stays so)."""
+    body = paper_names(table).to_markdown(
+        index=False, floatfmt=".2f", disable_numparse=not numparse
+    )
     lines = [CONVENTION_NOTE, method, HEAD_NOTE, note]
     text = "\n\n".join(line for line in lines if line)
     return f"# {title}\n\n{text}\n\n{body}\n"

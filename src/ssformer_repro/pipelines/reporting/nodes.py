@@ -71,33 +71,73 @@ def compare_with_published(test_sets: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def collect_image_scores(**test_scores: pd.DataFrame) -> pd.DataFrame:
     """Every run's per-image test scores in one table, with the run's dimensions (keyed by run
     name): the data of the paired statistics."""
-    from ssformer_repro.reporting.statistics import image_scores_frame
+    from ssformer_repro.reporting.verdict import image_scores_frame
 
     return image_scores_frame(test_scores)
 
 
 def tabulate_verdict(
     image_scores: pd.DataFrame, statistics: dict[str, Any], evaluation: dict[str, Any]
-) -> tuple[pd.DataFrame, str, str]:
-    """Does each PLD beat SeD (and the official PLD the report's), cell by cell, beyond noise?
+) -> pd.DataFrame:
+    """Does each PLD beat SeD (and the official PLD the report's), cell by cell, as heads?
     (On the scores of `evaluation.tta`, which the tables name.)"""
-    from ssformer_repro.reporting.published import report_winners
-    from ssformer_repro.reporting.statistics import verdict_latex, verdict_markdown, verdict_table
+    from ssformer_repro.config.schema import StatisticsSettings
+    from ssformer_repro.reporting.published import report_differences
+    from ssformer_repro.reporting.verdict import verdict_table
 
-    table = verdict_table(
+    settings = StatisticsSettings.model_validate(statistics)
+    return verdict_table(
         image_scores,
-        report_winners(),
-        n_boot=statistics["bootstrap_samples"],
-        seed=statistics["seed"],
-        alpha=statistics["alpha"],
-        level=statistics["level"],
+        report_differences(),
+        alpha=settings.alpha,
+        margin=settings.equivalence_margin,
+        n_boot=settings.bootstrap_samples,
+        seed=settings.seed,
         tta=evaluation.get("tta", "none"),
     )
-    return table, verdict_markdown(table, statistics), verdict_latex(table, statistics)
+
+
+def plan_seeds(
+    image_scores: pd.DataFrame, statistics: dict[str, Any], **histories: pd.DataFrame
+) -> tuple[pd.DataFrame, str]:
+    """What it would take to settle each comparison: seeds per head (or test images) for the
+    planner's power, priced with the hours the runs took (histories keyed by run name)."""
+    from ssformer_repro.config.schema import StatisticsSettings
+    from ssformer_repro.reporting.power import power_markdown, power_table, training_hours
+    from ssformer_repro.reporting.published import report_differences
+
+    settings = StatisticsSettings.model_validate(statistics)
+    table = power_table(
+        image_scores,
+        report_differences(),
+        training_hours(histories),
+        alpha=settings.alpha,
+        target_power=settings.power,
+        target_difference=settings.target_difference,
+        planning_training_spread=settings.planning_training_spread,
+        max_seeds=settings.max_seeds,
+    )
+    return table, power_markdown(table, settings.planning_training_spread)
+
+
+def write_verdict(
+    verdict: pd.DataFrame, power: pd.DataFrame, statistics: dict[str, Any]
+) -> tuple[str, str]:
+    """verdict.md (with what more seeds would settle, from the power table) and verdict.tex."""
+    from ssformer_repro.config.schema import StatisticsSettings
+    from ssformer_repro.reporting.power import plans_summary
+    from ssformer_repro.reporting.verdict import verdict_latex, verdict_markdown
+
+    settings = StatisticsSettings.model_validate(statistics)
+    alpha, n_boot = settings.alpha, settings.bootstrap_samples
+    return (
+        verdict_markdown(verdict, alpha, n_boot, plans_summary(power)),
+        verdict_latex(verdict, alpha, n_boot),
+    )
 
 
 def plot_verdict(verdict: pd.DataFrame):
-    """The forest plot: each comparison's difference and interval per backbone and Total."""
+    """The forest plot: each comparison's head-level difference, interval and outcome."""
     from ssformer_repro.reporting.figures import plot_forest
 
     return plot_forest(verdict)

@@ -32,8 +32,20 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
             Node(
                 nodes.tabulate_verdict,
                 ["image_scores", "params:statistics", "params:evaluation"],
-                ["verdict", "verdict_markdown", "verdict_latex"],
+                "verdict",
                 name="tabulate_verdict",
+            ),
+            Node(
+                nodes.plan_seeds,
+                {"image_scores": "image_scores", "statistics": "params:statistics", **histories},
+                ["power", "power_markdown"],
+                name="plan_seeds",
+            ),
+            Node(
+                nodes.write_verdict,
+                ["verdict", "power", "params:statistics"],
+                ["verdict_markdown", "verdict_latex"],
+                name="write_verdict",
             ),
             Node(nodes.plot_verdict, "verdict", "forest_plot", name="plot_verdict"),
             Node(
