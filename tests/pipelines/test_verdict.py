@@ -97,17 +97,27 @@ def test_each_seed_is_a_run_with_its_own_folder_and_mlflow_child(
 
 def test_the_verdict_pairs_the_heads_over_seeds(seeds: Path) -> None:
     verdict = pd.read_csv(seeds / "08_reporting/verdict.csv", keep_default_na=False)
-    assert list(verdict["backbone"]) == ["mit_b0", "Total"]
+    assert list(verdict["backbone"]) == ["mit_b0"]  # one backbone: no Total repeating it
     row = verdict.iloc[0]
     assert row["comparison"] == "pld vs sed"
-    assert (row["n_images"], row["n_seeds"]) == (8, 2)  # 40 % of 20 images, 2 seeds
+    assert (row["n_images"], row["n_seeds_A"], row["n_seeds_B"]) == (8, 2, 2)  # 40 % of 20
     assert len(row["mdice_A_per_seed"].split(", ")) == 2
     assert float(row["ci_low"]) <= float(row["difference"]) <= float(row["ci_high"])
-    assert row["verdict"] in {"`pld` better", "`sed` better", "no significant difference"}
+    assert row["verdict"] in {
+        "`pld` better",
+        "`sed` better",
+        "equivalent within ±1",
+        "inconclusive",
+    }
+    assert 0 <= float(row["p_a_beats_b"]) <= 1
+    power = pd.read_csv(seeds / "08_reporting/power.csv")
+    assert list(power["difference_of"]) == ["set"] and power.loc[0, "seeds_now"] == 2
+    assert power.loc[0, "hours_per_training"] > 0  # from the runs' histories
     image_scores = pd.read_csv(seeds / "08_reporting/image_scores.csv")
     assert len(image_scores) == 2 * 2 * 8
     markdown = (seeds / "08_reporting/verdict.md").read_text()
-    assert "PLD (official)" in markdown and "Wilcoxon" in markdown and "Holm" in markdown
+    assert "PLD (official)" in markdown and "Welch-Satterthwaite" in markdown and "Holm" in markdown
+    assert "What it would take" in markdown
     assert "\\begin{tabular}" in (seeds / "08_reporting/verdict.tex").read_text()
     assert (seeds / "08_reporting/forest_plot.png").stat().st_size > 10_000
 

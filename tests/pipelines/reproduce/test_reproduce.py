@@ -43,11 +43,13 @@ def test_study_tables_and_figures_are_written(reproduced: Path) -> None:
     assert set(metrics["synth_kvasir"]["mit_b0"]) == {"pld", "pld_linear", "sed"}
     verdict = pd.read_csv(reporting / "verdict.csv")
     assert set(verdict["comparison"]) == {"pld vs sed", "pld_linear vs sed", "pld vs pld_linear"}
-    assert set(verdict["backbone"]) == {"mit_b0", "Total"}
+    assert set(verdict["backbone"]) == {"mit_b0"}  # one backbone: no Total repeating it
     assert "Holm" in (reporting / "verdict.md").read_text()
+    assert "What it would take" in (reporting / "power.md").read_text()
     for name in (
         "forest_plot.png",
         "verdict.tex",
+        "power.csv",
         "image_scores.csv",
         "training_curves.png",
         "mdice_bars.png",
