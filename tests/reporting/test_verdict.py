@@ -213,3 +213,19 @@ def test_one_seed_plans_say_the_spread_is_assumed() -> None:
     table = power_table(frame, {}, training_hours({}), 0.05, 0.8, 1.0, 1.5, 50)
     assert table["spread_assumed"].all()
     assert "assumed" in power_markdown(table, 1.5)
+
+
+def test_the_tables_read_back_from_csv_render_as_the_pipeline_renders_them(tmp_path) -> None:
+    """The pipeline's later nodes get the verdict and power tables from their CSV files."""
+    from ssformer_repro.reporting.figures import plot_forest
+
+    frame = study(Truth(difference=1.0), seeds=1, backbones=2, heads=("pld", "pld_linear", "sed"))
+    table = verdict_table(frame, {("kvasir", "mit_b0"): 0.45, ("kvasir", "mit_b1"): 0.3})
+    power = power_table(frame, {}, training_hours({}), 0.05, 0.8, 1.0, 1.5, 50)
+    table.to_csv(tmp_path / "verdict.csv", index=False)
+    power.to_csv(tmp_path / "power.csv", index=False)
+    table, power = pd.read_csv(tmp_path / "verdict.csv"), pd.read_csv(tmp_path / "power.csv")
+    text = verdict_markdown(table, 0.05, 2000, plans_summary(power))
+    assert "needs 2+ seeds per head" in text and "| nan" not in text
+    assert "| nan" not in power_markdown(power, 1.5)
+    assert plot_forest(table).axes

@@ -383,7 +383,7 @@ def verdict_display(table: pd.DataFrame) -> pd.DataFrame:
                 "report's difference": ""
                 if pd.isna(row.report_difference)
                 else f"{row.report_difference:+.2f}",
-                "our data": row.our_data,
+                "our data": "" if pd.isna(row.our_data) else row.our_data,
                 "seeds A, B x images": f"{row.n_seeds_A}, {row.n_seeds_B} x {row.n_images}",
             }
             for row in rows
