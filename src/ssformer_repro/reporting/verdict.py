@@ -11,7 +11,7 @@ excludes zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,14 +37,14 @@ class Cell:
     backbones: tuple[str, ...]  # the backbones it pools (one, or a Total's)
     first: str
     second: str
-    scores: st.PairedScores
-    miou: st.PairedScores  # the same images' IoU, for the heads' mIoU columns
+    scores: st.PairedScores  # the compared metric's
+    others: dict[str, st.PairedScores]  # the same images' other metrics (the heads' mIoU)
 
 
 @dataclass(frozen=True)
 class _Scored:
     """One head's scores on one backbone: its images (test set, id), sorted, and per metric a
-    (seeds, images) array in points, NaN where a seed lacks an image."""
+    (seeds, images) array, NaN where a seed lacks an image."""
 
     test_sets: np.ndarray
     ids: np.ndarray
@@ -52,44 +52,58 @@ class _Scored:
     values: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, table: pd.DataFrame) -> _Scored:
-        wide = table.pivot(index="seed", columns=["test_set", "id"], values=["dice", "iou"])
-        columns = wide["dice"].columns
+    def of(cls, table: pd.DataFrame, metrics: tuple[str, ...], scale: float) -> _Scored:
+        wide = table.pivot(index="seed", columns=["test_set", "id"], values=list(metrics))
+        columns = wide[metrics[0]].columns
         return cls(
             np.asarray(columns.get_level_values("test_set"), dtype=object),
             np.asarray(columns.get_level_values("id"), dtype=object),
             list(wide.index),
-            {metric: 100 * wide[metric].to_numpy(dtype=np.float64) for metric in ("dice", "iou")},
+            {metric: scale * wide[metric].to_numpy(dtype=np.float64) for metric in metrics},
         )
 
 
-def cells(image_scores: pd.DataFrame) -> Iterator[Cell]:
-    """Every comparison of the table, in order (see the module doc).
+def cells(
+    image_scores: pd.DataFrame,
+    metrics: tuple[str, ...] = ("dice", "iou"),
+    scale: float = 100.0,
+    groups: Callable[[pd.Series], list[tuple[str, list[str]]]] | None = None,
+    pooled: bool = False,
+) -> Iterator[Cell]:
+    """Every comparison of the table, in order (see the module doc), on `metrics[0]` (times
+    `scale`: Dice in points of %); the others ride along in `Cell.others`.
 
     `image_scores`: one row per run and test image with columns dataset, backbone, head, seed,
-    id, test_set, dice, iou (a k-fold seed's folds together cover its images once).
+    id, test_set and the metrics (a k-fold seed's folds together cover its images once).
+    `groups` says which test sets make a row (default: each alone, then each domain's); with
+    `pooled` a dataset's backbones make one row (its Total), not one each.
     """
+    groups = groups or test_set_groups
     for dataset, of_dataset in image_scores.groupby("dataset", sort=True):
         backbones = list(dict.fromkeys(of_dataset["backbone"]))
         heads = set(of_dataset["head"])
         scored = {
-            key: _Scored.of(table)
+            key: _Scored.of(table, metrics, scale)
             for key, table in of_dataset.groupby(["backbone", "head"], sort=False)
         }
-        for label, test_sets in _test_set_groups(of_dataset["test_set"]):
-            for backbone in backbones + ([TOTAL] if len(backbones) > 1 else []):
+        rows = [TOTAL if len(backbones) > 1 else backbones[0]] if pooled else backbones
+        if not pooled and len(backbones) > 1:
+            rows = [*rows, TOTAL]
+        for label, test_sets in groups(of_dataset["test_set"]):
+            for backbone in rows:
                 chosen = backbones if backbone == TOTAL else [backbone]
                 for first, second in COMPARISONS:
                     if not {first, second} <= heads:
                         continue
-                    paired = [
-                        _paired(scored, metric, chosen, first, second, test_sets)
-                        for metric in ("dice", "iou")
-                    ]
-                    yield Cell(dataset, label, backbone, tuple(chosen), first, second, *paired)
+                    paired = {
+                        metric: _paired(scored, metric, chosen, first, second, test_sets)
+                        for metric in metrics
+                    }
+                    main = paired.pop(metrics[0])
+                    yield Cell(dataset, label, backbone, tuple(chosen), first, second, main, paired)
 
 
-def _test_set_groups(test_sets: pd.Series) -> list[tuple[str, list[str]]]:
+def test_set_groups(test_sets: pd.Series) -> list[tuple[str, list[str]]]:
     """Each test set alone, then each domain's sets together where there are several sets."""
     names = sorted(set(test_sets))
     groups = [(name, [name]) for name in names]
@@ -264,7 +278,7 @@ def _head_columns(cell: Cell, side: str) -> dict:
     backbone also their standard deviation and per-seed values."""
     index = 0 if side == "A" else 1
     columns: dict = {f"head_{side}": (cell.first, cell.second)[index]}
-    for label, scores in (("mdice", cell.scores), ("miou", cell.miou)):
+    for label, scores in (("mdice", cell.scores), ("miou", cell.others["iou"])):
         per_training = [array @ scores.weights for array in (scores.first, scores.second)[index]]
         columns[f"{label}_{side}"] = float(np.mean([values.mean() for values in per_training]))
         one = per_training[0] if len(per_training) == 1 else np.array([])
