@@ -28,8 +28,12 @@ def evaluate(project: Path, **evaluation_changes) -> dict:
     summary = json.loads(
         (project / "data/demo/06_models" / RUN.folder / "summary.json").read_text()
     )
+    size_strata = json.loads(
+        (project / "data/demo/05_model_input/synth_kvasir_size_strata.json").read_text()
+    )
     _, metrics = nodes.evaluate(
         manifest,
+        size_strata,
         summary,
         None,  # no run folder: scored afresh, nothing kept
         parameters["model"],
