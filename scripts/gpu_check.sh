@@ -58,11 +58,11 @@ MAX_WHEEL_MIB=50
 CARRIED=(
     kedro kedro-datasets omegaconf antlr4-python3-runtime dynaconf more-itertools parse tomli_w
     pydantic pydantic_core annotated-types typing-inspection typing_extensions
-    albumentations albucore simsimd stringzilla segmentation_models_pytorch pysodmetrics
+    albumentations albucore simsimd stringzilla segmentation_models_pytorch pysodmetrics monai
 )
 # Every import the check needs beyond the machine's own packages.
 IMPORTS="kedro, kedro_datasets, omegaconf, dynaconf, pydantic, albumentations, \
-segmentation_models_pytorch, py_sod_metrics, ssformer_repro.pipeline_registry, \
+segmentation_models_pytorch, py_sod_metrics, monai, ssformer_repro.pipeline_registry, \
 ssformer_repro.training.run, ssformer_repro.benchmark.runner"
 
 # name  cap (s)  what

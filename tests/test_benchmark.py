@@ -128,6 +128,14 @@ def test_tiny_run_measures_every_section(tiny: Path) -> None:
     (evaluation,) = results["eval"]["rows"]
     assert evaluation["images"] == 4 and evaluation["precision"] == "fp32"
     assert evaluation["predict_images_per_second"]["mean"] > 0
+    without, boundary = (
+        evaluation[key] for key in ("score_images_per_second", "score_boundary_images_per_second")
+    )
+    assert evaluation["scoring_slowdown"] == pytest.approx(without / boundary)
+    predict = 4 / evaluation["predict_images_per_second"]["mean"]
+    assert evaluation["evaluation_slowdown"] == pytest.approx(
+        (predict + 4 / boundary) / (predict + 4 / without)
+    )
     (attention,) = results["attention"]["rows"]
     ratio = attention["sdpa"]["mean"] / attention["manual"]["mean"]
     assert attention["sdpa_over_manual"] == pytest.approx(ratio)

@@ -96,4 +96,4 @@ def test_the_carried_wheels_are_pinned_as_ci_installs_them() -> None:
     assert set(pins) <= set(constraints)
     names = {re.sub(r"[-_.]+", "-", pin.split("==")[0]).lower() for pin in pins}
     assert {"kedro", "kedro-datasets", "albumentations", "segmentation-models-pytorch"} <= names
-    assert {"pysodmetrics", "pydantic"} <= names
+    assert {"pysodmetrics", "pydantic", "monai"} <= names

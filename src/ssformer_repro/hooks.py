@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from contextlib import ExitStack
@@ -149,8 +150,14 @@ class MlflowRunHook:
         tracked = existing_child_run(self._tracking, summary.get("mlflow_run_id"))
         already = tracked.logged_metrics().get("test_mdice")
         if metrics is not None and already != metrics["mdice"]:  # once per result
+            boundary = {
+                f"test_{name}": float(metrics[name])
+                for name in ("mnsd", "mhd95", "hd95_undefined")
+                if math.isfinite(metrics[name])  # mhd95 is NaN when every HD95 is undefined
+            }
             tracked.log_metrics(
                 {"test_mdice": metrics["mdice"], "test_miou": metrics["miou"]}
+                | boundary
                 | {f"test_{name}": value for name, value in metrics["toolbox"].items()}
             )
         if figure is not None:

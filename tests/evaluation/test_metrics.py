@@ -1,5 +1,7 @@
 """Tests for the report's per-image Dice / IoU and their summary."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -94,15 +96,52 @@ def test_rejects_non_boolean_and_mismatched_input():
         )
 
 
+def scores(**columns) -> pd.DataFrame:
+    """A per-image table of two images, the defaults overridden by `columns`."""
+    defaults = {
+        "id": ["a", "b"],
+        "dice": [1.0, 0.5],
+        "iou": [1.0, 0.25],
+        "nsd": [1.0, 0.6],
+        "hd95": [0.0, 0.1],
+        "empty_mask": ["none", "none"],
+    }
+    return pd.DataFrame(defaults | columns)
+
+
 def test_summarise_scores_averages_over_images():
-    per_image = pd.DataFrame({"id": ["a", "b"], "dice": [1.0, 0.5], "iou": [1.0, 0.25]})
-    assert summarise_scores(per_image) == {"mdice": 0.75, "miou": 0.625, "n_images": 2}
+    assert summarise_scores(scores()) == {
+        "mdice": 0.75,
+        "miou": 0.625,
+        "mnsd": 0.8,
+        "mhd95": pytest.approx(0.05),
+        "hd95_undefined": 0,
+        "n_images": 2,
+    }
+
+
+def test_an_undefined_hd95_is_counted_and_left_out_of_the_mean():
+    summary = summarise_scores(
+        scores(hd95=[float("nan"), 0.1], empty_mask=["prediction", "none"], nsd=[0.0, 0.6])
+    )
+    assert summary["mhd95"] == pytest.approx(0.1)
+    assert summary["hd95_undefined"] == 1
+    assert summary["mnsd"] == pytest.approx(0.3)
+    only_undefined = summarise_scores(
+        scores(hd95=[float("nan")] * 2, empty_mask=["ground_truth", "prediction"])
+    )
+    assert math.isnan(only_undefined["mhd95"]) and only_undefined["hd95_undefined"] == 2
 
 
 def test_summarise_scores_rejects_empty_missing_and_nan():
     with pytest.raises(ValueError, match="empty"):
-        summarise_scores(pd.DataFrame({"dice": [], "iou": []}))
+        summarise_scores(scores().iloc[:0])
     with pytest.raises(ValueError, match="iou"):
-        summarise_scores(pd.DataFrame({"dice": [1.0]}))
+        summarise_scores(scores().drop(columns="iou"))
     with pytest.raises(ValueError, match="NaN"):
-        summarise_scores(pd.DataFrame({"dice": [1.0, float("nan")], "iou": [1.0, 1.0]}))
+        summarise_scores(scores(dice=[1.0, float("nan")]))
+    # A NaN HD95 where both masks have a boundary, or a number where one is empty, is a bug.
+    with pytest.raises(ValueError, match="exactly where one mask is empty"):
+        summarise_scores(scores(hd95=[float("nan"), 0.1]))
+    with pytest.raises(ValueError, match="exactly where one mask is empty"):
+        summarise_scores(scores(empty_mask=["none", "prediction"]))

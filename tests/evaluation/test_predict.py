@@ -8,16 +8,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ssformer_repro.evaluation.boundary import BOUNDARY_COLUMNS
 from ssformer_repro.evaluation.predict import (
     PER_IMAGE_COLUMNS,
-    evaluate_predictions,
     flip_averaged_probabilities,
     predict_probabilities,
 )
+from ssformer_repro.evaluation.predict import evaluate_predictions as evaluate_with
 from ssformer_repro.evaluation.toolbox import RESULT_KEYS
 
 INPUT_SIZE = 16
 MASK_SIZES = {"wide": (30, 40), "tall": (50, 20)}
+STRATA = {"small_below": 0.1, "large_from": 0.4}  # polyp-size thresholds, as data_processing fixes
+
+
+def evaluate_predictions(predictions, **options):
+    """evaluate_predictions with these size strata and the evaluation's NSD tolerance."""
+    return evaluate_with(predictions, size_strata=STRATA, nsd_tolerance=0.005, **options)
 
 
 class ToyEvaluationSet(Dataset):
@@ -125,6 +132,15 @@ def test_evaluate_predictions_builds_per_image_table_and_toolbox_metrics():
     assert per_image["width"].tolist() == [8, 8]
     assert per_image["foreground_fraction"].tolist() == [0.5, 0.5]
     assert per_image["test_set"].tolist() == ["test", "test"]
+    # "half" predicts cols 2..5 of a mask of cols 0..3 (8 x 8): of each side's 20 boundary pixels
+    # (frame edges included) 4 touch the other boundary, 8 are 1 px and 8 are 2 px off. The
+    # tolerance, 0.5 % of the diagonal, is below 1 px: NSD 8/40; HD95 2 px.
+    assert per_image["nsd"].tolist() == pytest.approx([1.0, 0.2])
+    assert per_image["hd95"].tolist() == pytest.approx([0.0, 2 / np.hypot(8, 8)])
+    assert per_image["empty_mask"].tolist() == ["none", "none"]
+    assert per_image["size_stratum"].tolist() == ["large", "large"]
+    assert per_image["n_polyps"].tolist() == [1, 1]
+    assert per_image["count_stratum"].tolist() == ["one", "one"]
     assert tuple(toolbox) == ("pooled",)
     assert tuple(toolbox["pooled"]) == RESULT_KEYS
     assert toolbox["pooled"]["mae"] == pytest.approx((0.0 + 0.5) / 2)
@@ -165,6 +181,31 @@ def test_evaluate_predictions_end_to_end_with_progress_bar():
     ]
     assert per_image["dice"].between(0, 1).all()
     assert 0 <= toolbox["pooled"]["mean_dice"] <= toolbox["pooled"]["max_dice"] <= 1
+
+
+def test_each_image_gets_its_strata_and_an_undefined_hd95_is_nan():
+    gt = np.zeros((10, 10), dtype=bool)
+    gt[1:3, 1:3] = True  # 4 % of the frame: small
+    gt[6:9, 6:9] = True  # with it, 13 %: medium, and two polyps
+    empty = np.zeros((10, 10), dtype=bool)
+    zero = np.zeros((10, 10), dtype=np.float32)
+    predictions = [("missed", zero, gt), ("clean", zero, empty), ("false alarm", gt * 0.9, empty)]
+    per_image, _ = evaluate_predictions(predictions)
+    assert per_image["size_stratum"].tolist() == ["medium", "none", "none"]
+    assert per_image["n_polyps"].tolist() == [2, 0, 0]
+    assert per_image["count_stratum"].tolist() == ["several", "none", "none"]
+    assert per_image["empty_mask"].tolist() == ["prediction", "both", "ground_truth"]
+    assert per_image["nsd"].tolist() == [0.0, 1.0, 0.0]
+    assert per_image["hd95"].isna().tolist() == [True, False, True]
+
+
+def test_without_a_tolerance_the_boundary_metrics_are_left_out():
+    gt = np.ones((4, 4), dtype=bool)
+    per_image, _ = evaluate_with(
+        [("a", gt.astype(np.float32), gt)], size_strata=STRATA, nsd_tolerance=None
+    )
+    assert not set(BOUNDARY_COLUMNS) & set(per_image.columns)
+    assert per_image["size_stratum"].item() == "large"
 
 
 def test_evaluate_predictions_rejects_empty_and_duplicate_ids():

@@ -65,6 +65,7 @@ LOSS_RTOL = 1e-4  # channels-last + fused AdamW against the plain path
 WEIGHT_RTOL = 1e-4  # of each tensor's largest entry
 AMP_LOSS_RTOL = 2e-2  # bf16 / fp16 autocast against fp32, 3 epochs
 DICE_POINTS = 0.5  # evaluation in bf16 against fp32, in Dice points (0-100)
+STRATA = {"small_below": 0.1, "large_from": 0.3}  # polyp-size thresholds (not what is tested)
 FP16_UNSUPPORTED = r"amp mode 'fp16' on the CPU needs float16 autocast.*use 'bf16' or 'off'"
 
 
@@ -312,7 +313,9 @@ def test_evaluation_amp_bf16_scores_on_the_cpu_like_fp32(tmp_path, monkeypatch):
             run, {"evaluation": evaluation, "model": {}}, tmp_path / "best.pt"
         )
         predictions = list(model.predictions(EvaluationDisks(count=8, seed=1)))
-        per_image, _ = evaluate_predictions(predictions, threshold=0.5)
+        per_image, _ = evaluate_predictions(
+            predictions, size_strata=STRATA, nsd_tolerance=None, threshold=0.5
+        )
         return model, 100 * per_image["dice"].mean(), [p for _, p, _ in predictions]
 
     fp32, fp32_dice, fp32_probabilities = scored("off")

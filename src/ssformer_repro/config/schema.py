@@ -243,6 +243,8 @@ class EvaluationSettings(Settings):
     num_workers: NonNegativeInt = 0
     device: str = AUTO
     tta: TtaMode = "none"  # with flips, the tables show the scores without and with TTA
+    # NSD's tolerance, a fraction of the frame's diagonal (docs/reference.md §5.5)
+    nsd_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.005
 
 
 # --- data -------------------------------------------------------------------------------------

@@ -13,9 +13,19 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ssformer_repro.config.schema import AugmentationSettings, EvaluationSettings
+from ssformer_repro.evaluation.boundary import boundary_convention
 from ssformer_repro.evaluation.figures import plot_prediction_examples, select_examples
-from ssformer_repro.evaluation.metrics import EMPTY_MASK_CONVENTION, summarise_scores
-from ssformer_repro.evaluation.predict import POOLED, evaluate_predictions, predict_probabilities
+from ssformer_repro.evaluation.metrics import (
+    EMPTY_MASK_CONVENTION,
+    SUMMARY_KEYS,
+    summarise_scores,
+)
+from ssformer_repro.evaluation.predict import (
+    POOLED,
+    SCORE_COLUMNS,
+    evaluate_predictions,
+    predict_probabilities,
+)
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.augment import build_eval_transform
@@ -33,9 +43,13 @@ logger = logging.getLogger(__name__)
 # Kept in the run's folder (data/06_models/<run>/): the last scores and what they came from.
 EVALUATION_RECORD = "evaluation.json"
 EVALUATION_SCORES = "evaluation_scores.csv"
+# Read back from CSV, an empty HD95 is NaN (undefined: one mask empty); every other empty field
+# stays "" as the catalog reads it (keep_default_na: false keeps ids such as "NA" strings).
+UNDEFINED_SCORES = {column: [""] for column in ("hd95", "hd95_without_tta")}
 POOLING = (
-    "mdice, miou, n_images and toolbox are over every test image pooled; test_sets holds each "
-    "test set's own; mean_over_test_sets is the unweighted mean of the sets' mdice and miou."
+    "mdice, miou, mnsd, mhd95, hd95_undefined, n_images and toolbox are over every test image "
+    "pooled; test_sets holds each test set's own; mean_over_test_sets is the unweighted mean of "
+    "the sets' mdice and miou."
 )
 
 
@@ -87,34 +101,40 @@ def evaluate_checkpoint(
     settings: dict[str, Any],
     split_manifest: pd.DataFrame,
     checkpoint: str | Path,
+    size_strata: dict[str, Any],
     run_folder: Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-image test scores and the run's test metrics (mDice, mIoU, toolbox, convention).
+    """Per-image test scores and strata, and the run's test metrics (mDice, mIoU, mNSD, mHD95,
+    toolbox, conventions); `size_strata`: the dataset's polyp-size thresholds.
 
     With `run_folder`, the scores are kept there with what they were computed from (the
-    checkpoint's and manifest's contents, the evaluation and augmentation settings, the code);
-    scoring the same again returns them without predicting anything.
+    checkpoint's and manifest's contents, the size thresholds, the evaluation and augmentation
+    settings, the code); scoring the same again returns them without predicting anything.
     """
     split_manifest = split_for_fold(split_manifest, run.fold)
-    key = evaluation_key(settings, split_manifest, checkpoint)
+    key = evaluation_key(settings, split_manifest, checkpoint, size_strata)
     if run_folder is not None:
         stored = _stored_evaluation(run_folder, key)
         if stored is not None:
             logger.info("run %r: test split already scored from this checkpoint.", run.name)
             return stored
-    per_image, metrics = _score(run, settings, split_manifest, checkpoint)
+    per_image, metrics = _score(run, settings, split_manifest, checkpoint, size_strata)
     if run_folder is not None:
         _store_evaluation(run_folder, key, per_image, metrics)
     return per_image, metrics
 
 
 def evaluation_key(
-    settings: dict[str, Any], split_manifest: pd.DataFrame, checkpoint: str | Path
+    settings: dict[str, Any],
+    split_manifest: pd.DataFrame,
+    checkpoint: str | Path,
+    size_strata: dict[str, Any],
 ) -> dict[str, Any]:
     """What a run's test scores depend on."""
     return {
         "checkpoint": path_digest(checkpoint),
         "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
+        "size_strata": size_strata,
         "evaluation": EvaluationSettings.model_validate(settings["evaluation"]).model_dump(
             mode="json"
         ),
@@ -135,7 +155,9 @@ def _stored_evaluation(run_folder: Path, key: dict) -> tuple[pd.DataFrame, dict]
         return None
     if stored.get("key") != key:
         return None
-    per_image = pd.read_csv(scores, dtype={"id": str}, keep_default_na=False)
+    per_image = pd.read_csv(
+        scores, dtype={"id": str}, keep_default_na=False, na_values=UNDEFINED_SCORES
+    )
     return per_image, stored["metrics"]
 
 
@@ -147,30 +169,37 @@ def _store_evaluation(run_folder: Path, key: dict, per_image: pd.DataFrame, metr
 
 
 def _score(
-    run: GridRun, settings: dict[str, Any], split_manifest: pd.DataFrame, checkpoint: str | Path
+    run: GridRun,
+    settings: dict[str, Any],
+    split_manifest: pd.DataFrame,
+    checkpoint: str | Path,
+    size_strata: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The test scores with the evaluation's TTA; with TTA on, also those without it, beside."""
     model = TrainedModel(run, settings, checkpoint)
-    per_image, metrics = _scores(model, split_manifest, model.tta)
+    per_image, metrics = _scores(model, split_manifest, model.tta, size_strata)
     if model.tta != "none":
-        plain, plain_metrics = _scores(model, split_manifest, "none")
+        plain, plain_metrics = _scores(model, split_manifest, "none", size_strata)
         plain = plain.set_index("id").loc[per_image["id"]]
-        per_image["dice_without_tta"] = plain["dice"].to_numpy()
-        per_image["iou_without_tta"] = plain["iou"].to_numpy()
-        metrics["without_tta"] = {key: plain_metrics[key] for key in ("mdice", "miou", "test_sets")}
+        for column in SCORE_COLUMNS:
+            per_image[f"{column}_without_tta"] = plain[column].to_numpy()
+        metrics["without_tta"] = {key: plain_metrics[key] for key in (*SUMMARY_KEYS, "test_sets")}
     return per_image, metrics
 
 
 def _scores(
-    model: TrainedModel, split_manifest: pd.DataFrame, tta: str
+    model: TrainedModel, split_manifest: pd.DataFrame, tta: str, size_strata: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     run, evaluation = model.run, model.settings["evaluation"]
+    tolerance = EvaluationSettings.model_validate(evaluation).nsd_tolerance
     test_sets = image_test_sets(split_manifest, run.dataset)
     with explained_resource_errors(
         run.name, evaluation["batch_size"], setting="evaluation.batch_size"
     ):
         per_image, toolbox = evaluate_predictions(
             model.predictions(model.test_set(split_manifest), tta),
+            size_strata=size_strata,
+            nsd_tolerance=tolerance,
             threshold=evaluation["threshold"],
             progress=True,
             test_sets=test_sets,
@@ -193,6 +222,9 @@ def _scores(
         "threshold": evaluation["threshold"],
         "tta": tta,
         "convention": EMPTY_MASK_CONVENTION,
+        "nsd_tolerance": tolerance,
+        "boundary_convention": boundary_convention(tolerance),
+        "size_strata": size_strata,
     }
     return per_image, metrics
 

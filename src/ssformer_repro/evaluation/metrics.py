@@ -1,9 +1,18 @@
-"""The report's mDice / mIoU: foreground Dice and IoU per image at a fixed threshold, averaged."""
+"""The report's mDice / mIoU (foreground Dice and IoU per image at a fixed threshold), and the
+averages of every per-image score of a test split."""
 
+import math
+
+import numpy as np
 import pandas as pd
 import torch
 
+from ssformer_repro.evaluation.boundary import GROUND_TRUTH, PREDICTION
+
 THRESHOLD = 0.5
+SUMMARISED = ("dice", "iou", "nsd", "hd95", "empty_mask")  # the per-image columns averaged
+SUMMARY_KEYS = ("mdice", "miou", "mnsd", "mhd95", "hd95_undefined")  # ...into these (and n_images)
+ONE_EMPTY = (PREDICTION, GROUND_TRUTH)  # the `empty_mask` values where HD95 is undefined
 
 EMPTY_MASK_CONVENTION = (
     "mDice / mIoU: foreground Dice 2|P∩G|/(|P|+|G|) and IoU |P∩G|/|P∪G| per image at the mask's "
@@ -41,19 +50,30 @@ def dice_iou(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def summarise_scores(per_image: pd.DataFrame) -> dict:
-    """Average the per-image `dice` and `iou` columns into the report's mDice, mIoU and image count."""
-    missing = {"dice", "iou"} - set(per_image.columns)
+    """Average the per-image scores into mDice, mIoU, mNSD and mHD95, with the image count and
+    the count of images whose HD95 is undefined (exactly one mask empty), which mHD95 leaves out."""
+    missing = set(SUMMARISED) - set(per_image.columns)
     if missing:
         raise ValueError(f"summarise_scores: per-image table lacks column(s) {sorted(missing)}.")
     if per_image.empty:
         raise ValueError("summarise_scores: the per-image table is empty; nothing was evaluated.")
-    if per_image[["dice", "iou"]].isna().to_numpy().any():
+    if per_image[["dice", "iou", "nsd"]].isna().to_numpy().any():
         raise ValueError(
-            "summarise_scores: NaN in the dice/iou columns; every image needs a score."
+            "summarise_scores: NaN in the dice/iou/nsd columns; every image needs a score."
+        )
+    undefined = per_image["empty_mask"].isin(ONE_EMPTY).to_numpy()
+    hd95 = pd.to_numeric(per_image["hd95"]).to_numpy(dtype=float)
+    if not np.array_equal(np.isnan(hd95), undefined):
+        raise ValueError(
+            "summarise_scores: HD95 must be NaN exactly where one mask is empty (empty_mask "
+            f"{list(ONE_EMPTY)}); the per-image table breaks that."
         )
     return {
         "mdice": float(per_image["dice"].mean()),
         "miou": float(per_image["iou"].mean()),
+        "mnsd": float(per_image["nsd"].mean()),
+        "mhd95": float(hd95[~undefined].mean()) if (~undefined).any() else math.nan,
+        "hd95_undefined": int(undefined.sum()),
         "n_images": len(per_image),
     }
 

@@ -15,12 +15,26 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ssformer_repro.evaluation.boundary import BOUNDARY_COLUMNS, boundary_scores
 from ssformer_repro.evaluation.metrics import THRESHOLD, binarise, dice_iou
 from ssformer_repro.evaluation.toolbox import ToolboxMetrics
+from ssformer_repro.polyps.strata import count_polyps, count_stratum, size_stratum
 
 logger = logging.getLogger(__name__)
 
-PER_IMAGE_COLUMNS = ("id", "test_set", "dice", "iou", "height", "width", "foreground_fraction")
+# The scores of a prediction (each also `<score>_without_tta` when scored with TTA too)...
+SCORE_COLUMNS = ("dice", "iou", *BOUNDARY_COLUMNS)
+# ...and what the ground truth alone says of an image (its strata).
+STRATA_COLUMNS = ("size_stratum", "n_polyps", "count_stratum")
+PER_IMAGE_COLUMNS = (
+    "id",
+    "test_set",
+    *SCORE_COLUMNS,
+    "height",
+    "width",
+    "foreground_fraction",
+    *STRATA_COLUMNS,
+)
 POOLED = "pooled"  # the key of the toolbox metrics over every test image
 DEFAULT_TEST_SET = "test"
 
@@ -115,41 +129,58 @@ def predict_probabilities(
 
 def evaluate_predictions(
     predictions: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    size_strata: Mapping[str, float],
+    nsd_tolerance: float | None,
     threshold: float = THRESHOLD,
     progress: bool = False,
     test_sets: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
-    """Score predictions in one pass: the per-image Dice/IoU table and the PraNet toolbox metrics.
+    """Score predictions in one pass: the per-image table (Dice, IoU, NSD, HD95 and the image's
+    strata) and the PraNet toolbox metrics.
 
-    `test_sets` maps image ids to their test set (one set, "test", when None); the per-image
-    table keeps each image's set, and the toolbox metrics come per set and pooled over all
-    images: {"pooled": {...}, "<set>": {...}, ...}.
+    `size_strata` holds the size thresholds (`polyps.strata.size_thresholds`); `nsd_tolerance`
+    is NSD's tolerance as a fraction of the frame's diagonal (None leaves the boundary metrics
+    out: the benchmark's baseline). `test_sets` maps image ids to their test set (one set,
+    "test", when None); the per-image table keeps each image's set, and the toolbox metrics
+    come per set and pooled over all images: {"pooled": {...}, "<set>": {...}, ...}.
     """
     toolboxes: dict[str, ToolboxMetrics] = {POOLED: ToolboxMetrics()}
     rows = []
     for image_id, probability, gt in tqdm(predictions, desc="evaluating", disable=not progress):
-        dice, iou = dice_iou(
-            binarise(torch.from_numpy(probability), threshold)[None], torch.from_numpy(gt)[None]
-        )
+        pred = binarise(torch.from_numpy(probability), threshold)
+        dice, iou = dice_iou(pred[None], torch.from_numpy(gt)[None])
         test_set = (test_sets or {}).get(image_id, DEFAULT_TEST_SET)
         toolboxes[POOLED].step(probability, gt)
         if test_sets is not None:
             toolboxes.setdefault(test_set, ToolboxMetrics()).step(probability, gt)
         height, width = gt.shape
+        foreground_fraction = float(gt.mean())
+        polyps = count_polyps(gt)
+        boundary = {} if nsd_tolerance is None else boundary_scores(pred.numpy(), gt, nsd_tolerance)
         rows.append(
             {
                 "id": image_id,
                 "test_set": test_set,
                 "dice": dice.item(),
                 "iou": iou.item(),
+                **boundary,
                 "height": height,
                 "width": width,
-                "foreground_fraction": float(gt.mean()),
+                "foreground_fraction": foreground_fraction,
+                "size_stratum": size_stratum(foreground_fraction, size_strata),
+                "n_polyps": polyps,
+                "count_stratum": count_stratum(polyps),
             }
         )
     if not rows:
         raise ValueError("evaluate_predictions: no predictions to evaluate (empty dataset?).")
-    per_image = pd.DataFrame(rows, columns=list(PER_IMAGE_COLUMNS))
+    columns = [
+        column
+        for column in PER_IMAGE_COLUMNS
+        if nsd_tolerance is not None or column not in BOUNDARY_COLUMNS
+    ]
+    per_image = pd.DataFrame(rows, columns=columns)
     duplicated = per_image["id"][per_image["id"].duplicated()].unique().tolist()
     if duplicated:
         raise ValueError(f"evaluate_predictions: image ids occur more than once: {duplicated[:5]}.")

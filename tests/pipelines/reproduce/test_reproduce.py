@@ -27,6 +27,13 @@ def test_every_grid_run_is_trained_and_evaluated(reproduced: Path) -> None:
         assert list(history["epoch"]) == [1, 2]
         metrics = json.loads((outputs / "test_metrics.json").read_text())
         assert metrics["name"] == run and 0.0 <= metrics["mdice"] <= 1.0
+        assert 0.0 <= metrics["mnsd"] <= 1.0 and metrics["hd95_undefined"] >= 0
+        scores = pd.read_csv(
+            outputs / "test_scores.csv", keep_default_na=False, na_values={"hd95": [""]}
+        )
+        assert scores["nsd"].between(0, 1).all()
+        assert set(scores["size_stratum"]) <= {"small", "medium", "large", "none"}
+        assert scores["hd95"].isna().sum() == metrics["hd95_undefined"]
         assert (
             reproduced / f"data/demo/08_reporting/predictions/{run}/test_predictions.png"
         ).is_file()
@@ -38,6 +45,19 @@ def test_study_tables_and_figures_are_written(reproduced: Path) -> None:
     assert set(table["dataset"]) == {"synth_kvasir", "synth_clinicdb"}
     assert {"pld", "pld_linear", "sed", "winner pld vs sed"} <= set(table.columns)
     assert "averaged over images" in (reporting / "results_table.md").read_text()
+    assert {"mNSD", "mHD95 (% of diagonal)", "HD95 undefined (images)"} <= set(table["metric"])
+    assert "normalised surface Dice" in (reporting / "results_table.md").read_text()
+    strata = json.loads(
+        (reproduced / "data/demo/05_model_input/synth_kvasir_size_strata.json").read_text()
+    )
+    assert 0 < strata["small_below"] <= strata["large_from"] < 1
+    image_scores = pd.read_csv(reporting / "image_scores.csv")
+    assert {"nsd", "hd95", "empty_mask", "size_stratum", "n_polyps", "count_stratum"} <= set(
+        image_scores.columns
+    )
+    assert {"mnsd", "mhd95", "hd95_undefined"} <= set(
+        pd.read_csv(reporting / "toolbox_metrics.csv").columns
+    )
     assert "\\begin{tabular}" in (reporting / "results_table.tex").read_text()
     metrics = json.loads((reporting / "metrics.json").read_text())
     assert set(metrics["synth_kvasir"]["mit_b0"]) == {"pld", "pld_linear", "sed"}

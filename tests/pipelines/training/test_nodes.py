@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
 RUN = GridRun("synth_kvasir", "mit_b0", "sed", 42)
 
 
-def evaluate(project: Path, **evaluation_changes) -> dict:
-    """The `evaluate` node of the demo's synth_kvasir.mit_b0.sed.seed42, with changed settings."""
+def evaluate(project: Path, **evaluation_changes) -> tuple[pd.DataFrame, dict]:
+    """The `evaluate` node of the demo's synth_kvasir.mit_b0.sed.seed42, with changed settings:
+    its per-image scores and test metrics."""
     parameters = load_parameters(project, "demo")
     manifest = pd.read_csv(
         project / "data/demo/05_model_input/synth_kvasir_split.csv",
@@ -28,8 +29,12 @@ def evaluate(project: Path, **evaluation_changes) -> dict:
     summary = json.loads(
         (project / "data/demo/06_models" / RUN.folder / "summary.json").read_text()
     )
-    _, metrics = nodes.evaluate(
+    size_strata = json.loads(
+        (project / "data/demo/05_model_input/synth_kvasir_size_strata.json").read_text()
+    )
+    return nodes.evaluate(
         manifest,
+        size_strata,
         summary,
         None,  # no run folder: scored afresh, nothing kept
         parameters["model"],
@@ -38,7 +43,6 @@ def evaluate(project: Path, **evaluation_changes) -> dict:
         parameters["reproduce"],
         run=RUN,
     )
-    return metrics
 
 
 def test_evaluation_runs_in_fp32_unless_mixed_precision_is_asked(
@@ -49,6 +53,21 @@ def test_evaluation_runs_in_fp32_unless_mixed_precision_is_asked(
         (reproduced / "data/demo/07_model_output" / RUN.folder / "test_metrics.json").read_text()
     )
 
-    assert evaluate(reproduced, amp="auto", device="cpu")["mdice"] == stored["mdice"]  # fp32
-    bf16 = evaluate(reproduced, amp="bf16", device="cpu")["mdice"]  # bf16 autocast on the CPU
+    assert evaluate(reproduced, amp="auto", device="cpu")[1]["mdice"] == stored["mdice"]  # fp32
+    bf16 = evaluate(reproduced, amp="bf16", device="cpu")[1]["mdice"]  # bf16 autocast on the CPU
     assert abs(bf16 - stored["mdice"]) < 0.02
+
+
+def test_with_tta_every_score_is_kept_without_it_too(
+    reproduced: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(reproduced)
+    per_image, metrics = evaluate(reproduced, tta="hflip", device="cpu")
+    for column in ("dice", "iou", "nsd", "hd95", "empty_mask"):
+        assert f"{column}_without_tta" in per_image
+    without = metrics["without_tta"]
+    assert {"mdice", "miou", "mnsd", "mhd95", "hd95_undefined"} <= set(without)
+    assert without["mnsd"] == pytest.approx(per_image["nsd_without_tta"].mean())
+    assert (
+        metrics["nsd_tolerance"] == 0.005 and "Metrics Reloaded" in metrics["boundary_convention"]
+    )

@@ -83,6 +83,14 @@ def summarise_dataset(
     return summary, dataset_overview(summary, dataset_name)
 
 
+def fix_size_strata(summary: pd.DataFrame) -> dict[str, Any]:
+    """The polyp-size strata's thresholds, tertiles of the training images' foreground fraction,
+    fixed here where the split is known and before any model is scored."""
+    from ssformer_repro.polyps.strata import size_thresholds
+
+    return size_thresholds(summary)
+
+
 def build_decoded_cache(split_manifest: pd.DataFrame, data_processing: dict[str, Any]):
     """Decode and resize the training and validation images once, for fast epochs (for a k-fold
     dataset every image, since each one trains or validates some fold)."""

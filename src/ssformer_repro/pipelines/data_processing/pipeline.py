@@ -46,6 +46,7 @@ def dataset_pipeline(name: str, source: str) -> Pipeline:
                 ["summary", "overview"],
                 name="summarise_dataset",
             ),
+            Node(nodes.fix_size_strata, "summary", "size_strata", name="fix_size_strata"),
             Node(
                 nodes.build_decoded_cache,
                 ["split_manifest", "params:data_processing"],

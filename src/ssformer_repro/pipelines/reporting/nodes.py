@@ -6,12 +6,13 @@ from typing import Any
 
 import pandas as pd
 
-RESULTS_TITLE = "Test mIoU and mDice per dataset, backbone and head"
-TEST_SETS_TITLE = "Test mIoU and mDice per test set, backbone and head"
+RESULTS_TITLE = "Test mIoU, mDice, mNSD and mHD95 per dataset, backbone and head"
+TEST_SETS_TITLE = "Test mIoU, mDice, mNSD and mHD95 per test set, backbone and head"
 
 
 def collect_runs(**test_metrics: dict[str, Any]) -> pd.DataFrame:
-    """One row per run of the grid: dataset, backbone, head, test mDice and mIoU in %."""
+    """One row per run of the grid: dataset, backbone, head, test mDice, mIoU, mNSD, mHD95 (%)
+    and the count of undefined HD95."""
     from ssformer_repro.reporting.tables import runs_frame
 
     return runs_frame(test_metrics.values())
@@ -26,10 +27,19 @@ def collect_test_sets(**test_metrics: dict[str, Any]) -> pd.DataFrame:
 
 def tabulate_test_sets(test_sets: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
     """Per test set (seen and unseen domains grouped), each head and the winners (CSV, MD, TeX)."""
-    from ssformer_repro.reporting.tables import per_test_set_table, table_latex, table_markdown
+    from ssformer_repro.reporting.tables import (
+        per_test_set_table,
+        table_convention,
+        table_latex,
+        table_markdown,
+    )
 
-    table = per_test_set_table(test_sets)
-    return table, table_markdown(table, TEST_SETS_TITLE), table_latex(table, TEST_SETS_TITLE)
+    table, convention = per_test_set_table(test_sets), table_convention(test_sets)
+    return (
+        table,
+        table_markdown(table, TEST_SETS_TITLE, convention=convention),
+        table_latex(table, TEST_SETS_TITLE, convention=convention),
+    )
 
 
 def tabulate_results(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, str, dict]:
@@ -38,11 +48,12 @@ def tabulate_results(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, str, dict]:
         cell_means,
         method_note,
         results_table,
+        table_convention,
         table_latex,
         table_markdown,
     )
 
-    table = results_table(runs)
+    table, convention = results_table(runs), table_convention(runs)
     cells = cell_means(runs)
     dvc_metrics: dict[str, Any] = {}
     for cell in cells.itertuples(index=False):
@@ -51,8 +62,9 @@ def tabulate_results(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, str, dict]:
             "miou": round(cell.miou, 4),
         }
     method = method_note(int(cells["n_seeds"].max()))
-    markdown = table_markdown(table, RESULTS_TITLE, method=method)
-    return table, markdown, table_latex(table, RESULTS_TITLE, method), dvc_metrics
+    markdown = table_markdown(table, RESULTS_TITLE, method=method, convention=convention)
+    latex = table_latex(table, RESULTS_TITLE, method, convention=convention)
+    return table, markdown, latex, dvc_metrics
 
 
 def compare_with_published(test_sets: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -144,7 +156,10 @@ def plot_verdict(verdict: pd.DataFrame):
 
 
 def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFrame, str]:
-    """The PraNet-toolbox metrics of every run (mean/max Dice over thresholds, S, E, wF, MAE)."""
+    """The PraNet-toolbox metrics of every run (mean/max Dice over thresholds, S, E, wF, MAE),
+    with its boundary metrics beside (mNSD, mHD95, the count of undefined HD95)."""
+    from ssformer_repro.reporting.tables import boundary_note
+
     rows = [
         {
             "dataset": m["dataset"],
@@ -152,15 +167,22 @@ def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFra
             "backbone": m["backbone"],
             "head": m["head"],
             **scores["toolbox"],
+            "mnsd": scores["mnsd"],
+            "mhd95": scores["mhd95"],
+            "hd95_undefined": scores["hd95_undefined"],
         }
         for m in test_metrics.values()
         for test_set, scores in (m.get("test_sets") or {m["dataset"]: m}).items()
     ]
     table = pd.DataFrame(rows)
+    tolerances = pd.DataFrame(
+        {"nsd_tolerance": [m["nsd_tolerance"] for m in test_metrics.values()]}
+    )
     note = (
         "# PraNet-toolbox metrics\n\nPrediction resized to the mask's size and min-max "
         "normalised; Dice/IoU over 256 thresholds (mean and max), S-measure, E-measure, "
-        "weighted F-measure, MAE (pysodmetrics).\n\n"
+        "weighted F-measure, MAE (pysodmetrics). Beside them, at threshold 0.5, as fractions: "
+        f"{boundary_note(tolerances)}\n\n"
     )
     return table, note + table.to_markdown(index=False, floatfmt=".4f") + "\n"
 

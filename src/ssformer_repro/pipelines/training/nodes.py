@@ -36,6 +36,7 @@ def train(
 
 def evaluate(
     split_manifest: pd.DataFrame,
+    size_strata: dict[str, Any],
     training_summary: dict[str, Any],
     run_folder: Path,
     model: dict[str, Any],
@@ -44,13 +45,14 @@ def evaluate(
     reproduce: dict[str, Any],
     run: GridRun,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score the best checkpoint on the test split at each mask's original size."""
+    """Score the best checkpoint on the test split at each mask's original size, with each
+    image's strata (`size_strata`: the dataset's polyp-size thresholds)."""
     from ssformer_repro.evaluation.evaluate import evaluate_checkpoint
 
     shared = {"model": model, "augmentation": augmentation, "evaluation": evaluation}
     settings = run_settings(run, shared, reproduce)
     checkpoint = training_summary["checkpoint"]
-    return evaluate_checkpoint(run, settings, split_manifest, checkpoint, run_folder)
+    return evaluate_checkpoint(run, settings, split_manifest, checkpoint, size_strata, run_folder)
 
 
 def plot_examples(

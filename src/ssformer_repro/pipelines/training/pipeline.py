@@ -42,6 +42,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
                 _for_run(nodes.evaluate, run),
                 inputs={
                     "split_manifest": "split_manifest",
+                    "size_strata": "size_strata",
                     "training_summary": "training_summary",
                     "run_folder": "run_folder",
                     "model": "params:model",
@@ -74,6 +75,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
         inputs={
             "decoded_cache": f"{run.dataset}.decoded_cache",
             "split_manifest": f"{run.dataset}.split_manifest",
+            "size_strata": f"{run.dataset}.size_strata",
         },
         parameters={f"params:{name}": f"params:{name}" for name in SHARED_PARAMETERS},
     )
