@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project, kedro
+from tests.conftest import PROJECT_ROOT, copy_project, kedro
 
 pytestmark = pytest.mark.slow  # `kedro` subprocesses
 
@@ -45,6 +45,12 @@ def output(result) -> str:
     return result.stdout + result.stderr
 
 
+def runs_line(stdout: str) -> list[str]:
+    """The runs `kedro run --check` lists."""
+    (line,) = [line for line in stdout.splitlines() if line.startswith("runs trained")]
+    return line.split(": ", 1)[1].split(", ")
+
+
 @pytest.mark.parametrize("message", USER_ERRORS)
 def test_a_user_error_is_its_message_without_a_traceback(project: Path, message: str) -> None:
     result = kedro(project, "run", *USER_ERRORS[message], check=False)
@@ -69,6 +75,20 @@ def test_params_carry_lists_and_check_runs_nothing(project: Path) -> None:
         for head in ("pld", "sed")
         for seed in (42, 43)
     ]
-    assert f"runs trained or evaluated (8): {', '.join(runs)}" in result.stdout
+    assert runs_line(result.stdout) == runs
     assert "nothing was run" in result.stdout
     assert not (project / "data/demo").exists()
+
+
+def test_a_config_file_carries_params_as_documented(project: Path) -> None:
+    documented = (PROJECT_ROOT / "conf/README.md").read_text()
+    run_yml = documented.split("# run.yml\n", 1)[1].split("```", 1)[0]
+    (project / "run.yml").write_text(run_yml)
+    result = kedro(project, "run", "--config=run.yml", "--check")
+    runs = runs_line(result.stdout)
+    assert runs == [
+        f"{dataset}.mit_b0.{head}.seed{seed}"
+        for dataset in ("synth_kvasir", "synth_clinicdb")
+        for head in ("pld", "sed")
+        for seed in (42, 43)
+    ]
