@@ -17,37 +17,43 @@ from ssformer_repro.config.loader import (
     tracked_parameters,
 )
 from ssformer_repro.grid.runs import parameter_grid
-from tests.conftest import PROJECT_ROOT, copy_project
+from tests.conftest import copy_project
 
 
 def training_namespaces() -> set[str]:
     return {node.namespace for node in pipelines["training"].nodes}
 
 
-def test_load_parameters_is_what_a_kedro_session_sees() -> None:
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project: sessions read its conf/local, not the checkout's."""
+    return copy_project(tmp_path_factory.mktemp("loader"))
+
+
+def test_load_parameters_is_what_a_kedro_session_sees(project: Path) -> None:
     params = parse_params("training.epochs=3,reproduce.heads=[sed]")
-    bootstrap_project(PROJECT_ROOT)
-    with KedroSession.create(PROJECT_ROOT, env="demo", runtime_params=params) as session:
+    bootstrap_project(project)
+    with KedroSession.create(project, env="demo", runtime_params=params) as session:
         seen = session.load_context().config_loader["parameters"]
-    assert load_parameters(PROJECT_ROOT, "demo", params) == seen
+    assert load_parameters(project, "demo", params) == seen
     assert seen["training"]["epochs"] == 3 and seen["reproduce"]["heads"] == ["sed"]
 
 
-def test_each_session_builds_the_pipelines_of_its_own_parameters() -> None:
-    bootstrap_project(PROJECT_ROOT)
-    with KedroSession.create(PROJECT_ROOT, env="demo") as session:
+def test_each_session_builds_the_pipelines_of_its_own_parameters(project: Path) -> None:
+    bootstrap_project(project)
+    with KedroSession.create(project, env="demo") as session:
         session.load_context()
         demo = training_namespaces()
     # Reading another environment's parameters elsewhere changes nothing ...
-    base = load_parameters(PROJECT_ROOT, "base")
+    base = load_parameters(project, "base")
     assert training_namespaces() == demo
     # ... and the next session, of another environment, gets its own grid.
-    with KedroSession.create(PROJECT_ROOT, env="base") as session:
+    with KedroSession.create(project, env="base") as session:
         session.load_context()
         assert training_namespaces() != demo
         assert len(training_namespaces()) == len(parameter_grid(base))
     with KedroSession.create(
-        PROJECT_ROOT, env="demo", runtime_params={"reproduce": {"heads": ["sed"]}}
+        project, env="demo", runtime_params={"reproduce": {"heads": ["sed"]}}
     ) as session:
         session.load_context()
         assert training_namespaces() == {name for name in demo if ".sed." in name}
