@@ -27,6 +27,10 @@ USER_ERRORS = {
         "--namespaces=kvasir",
         "--params=tracking.enabled=false",
     ],
+    "nothing was run:\n- reproduce.heads: the report's verdict compares pld vs sed": [
+        "--env=demo",
+        "--params=reproduce.heads=[pld]",
+    ],
     "Invalid value for '--params': --params 'reproduce.heads=[pld,sed' is not key=value": [
         "--env=demo",
         "--params=reproduce.heads=[pld,sed",

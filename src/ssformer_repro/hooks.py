@@ -215,6 +215,7 @@ class ConfigurationCheckHook:
             check_parameters,
             resume_problems,
             usage_problems,
+            verdict_problems,
         )
         from ssformer_repro.grid.runs import parameter_grid
 
@@ -232,6 +233,8 @@ class ConfigurationCheckHook:
         problems += check_parameters(self._parameters, datasets, runs)
         pipeline_names = run_params.get("pipeline_names") or ["__default__"]
         problems += usage_problems(self._parameters, pipeline_names)
+        if "reporting" in namespaces and grid and not problems:
+            problems += verdict_problems(grid)
         if not problems:
             trained = {node.namespace for node in pipeline.nodes if node.name.endswith(".train")}
             folders = {

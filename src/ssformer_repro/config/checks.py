@@ -378,3 +378,18 @@ def resume_problems(
         if refuse and trained is not None and isinstance(epochs, int) and trained > epochs:
             problems.append(f"{run.name}: {past_epochs_message(last, trained, epochs)}")
     return problems
+
+
+def verdict_problems(runs: Iterable[GridRun]) -> list[str]:
+    """The report's verdict compares pairs of heads: a grid with no such pair would train every
+    run and then fail at the report, so it is refused before any work."""
+    from ssformer_repro.reporting.statistics import VERDICT_COMPARISONS
+
+    heads = {run.head for run in runs}
+    if any({first, second} <= heads for first, second in VERDICT_COMPARISONS):
+        return []
+    pairs = ", ".join(f"{first} vs {second}" for first, second in VERDICT_COMPARISONS)
+    return [
+        f"reproduce.heads: the report's verdict compares {pairs}; the runs have {sorted(heads)}. "
+        "Add a head, or run --pipelines=training, which makes no report"
+    ]

@@ -56,7 +56,7 @@ class ChoiceAwareConfigLoader(OmegaConfigLoader):
     def __init__(self, conf_source: str | Path, env: str | None = None, *args, **kwargs) -> None:
         self.local_over_env = kwargs.pop("local_over_env", True)
         folder = Path(str(conf_source))
-        if env and "://" not in str(conf_source) and not (folder / env).is_dir():
+        if env and folder.is_dir() and not (folder / env).is_dir():  # a folder, not an archive
             known = sorted(path.name for path in folder.iterdir() if path.is_dir())
             raise UnknownEnvironmentError(
                 f"--env={env}: there is no environment {env!r} (no folder {folder / env}); "
