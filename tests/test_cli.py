@@ -7,6 +7,9 @@ checked the same way in tests/pipelines/test_rerun.py and tests/pipelines/test_p
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,28 @@ def test_a_config_file_carries_params_as_documented(project: Path) -> None:
         for head in ("pld", "sed")
         for seed in (42, 43)
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["list", "--env=demo", "--params=reproduce.only=nothing"], "Error: reproduce.only"),
+        (
+            ["run", "synth_kvasir.mit_b0.pld.seed42", "--env=demo", "--params=training.lr=-1"],
+            "Error: 1 problem(s) in the parameters (env 'demo'); nothing was run",
+        ),
+    ],
+)
+def test_the_grid_command_line_prints_user_errors_alike(
+    project: Path, args: list[str], message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ssformer_repro.grid", *args],
+        cwd=project,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in output(result)

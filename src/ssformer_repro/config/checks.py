@@ -19,10 +19,11 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from ssformer_repro.config.schema import CHOICE_KEYS, RUN_BLOCKS, Parameters, Settings
+from ssformer_repro.errors import UserError
 from ssformer_repro.grid.runs import GridRun, grid_runs, matches, run_settings
 
 
-class ConfigurationError(click.ClickException):
+class ConfigurationError(UserError, click.ClickException):
     """The parameters cannot run; the message lists every problem found.
 
     A click exception: `kedro run` prints its message and exits with status 1, no traceback.
