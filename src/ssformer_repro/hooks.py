@@ -197,15 +197,22 @@ class MlflowRunHook:
 class ConfigurationCheckHook:
     """Fail in seconds, listing every problem, when the parameters of a run cannot work.
 
-    Checks the datasets and grid runs the pipeline is about to run (docs/reliability.md); the
-    error is a click exception, so `kedro run` prints the list and exits 1, no traceback.
+    Says which files the parameters come from, then checks the datasets and grid runs the
+    pipeline is about to run (docs/reliability.md), the files and settings the user gave that
+    this environment would not read (conf/README.md), and the runs' folders: a run trained for
+    more epochs than asked is refused here, not at its train node. The error is a click
+    exception, so `kedro run` prints the list and exits 1, no traceback.
     """
 
     def __init__(self) -> None:
         self._parameters: dict[str, Any] = {}
+        self._loader = None
+        # `kedro run --check` (cli.py): stop after a passed check, saying what would run.
+        self.check_only = False
 
     @hook_impl
     def after_context_created(self, context) -> None:
+        self._loader = context.config_loader
         self._parameters = context.config_loader["parameters"]
 
     @hook_impl
@@ -213,10 +220,15 @@ class ConfigurationCheckHook:
         from ssformer_repro.config.checks import (
             ConfigurationError,
             check_parameters,
+            resume_problems,
             usage_problems,
+            verdict_problems,
         )
         from ssformer_repro.grid.runs import parameter_grid
 
+        env = run_params["env"]
+        where = f"--env={env}" if env else "the default environment (no --env)"
+        logger.info("Parameters of %s: %s", where, self._loader.layers())
         namespaces = {node.namespace for node in pipeline.nodes if node.namespace}
         datasets = sorted(ns for ns in namespaces if ns in (self._parameters.get("datasets") or {}))
         try:
@@ -224,11 +236,64 @@ class ConfigurationCheckHook:
         except (ValueError, KeyError, TypeError):
             grid = []  # check_parameters reports why
         runs = [run for run in grid if run.namespace in namespaces]
-        problems = check_parameters(self._parameters, datasets, runs)
+        problems = self._unread_problems(where)
+        problems += check_parameters(self._parameters, datasets, runs)
         pipeline_names = run_params.get("pipeline_names") or ["__default__"]
         problems += usage_problems(self._parameters, pipeline_names)
+        if "reporting" in namespaces and grid and not problems:
+            problems += verdict_problems(grid)
+        if not problems:
+            trained = {node.namespace for node in pipeline.nodes if node.name.endswith(".train")}
+            folders = {
+                run.name: catalog[f"{run.namespace}.run_folder"].load()
+                for run in runs
+                if run.namespace in trained
+            }
+            problems += resume_problems(
+                [run for run in runs if run.name in folders], self._parameters, folders
+            )
         if problems:
             raise ConfigurationError(problems, f"the parameters (env {run_params['env']!r})")
+        if self.check_only:
+            import click
+
+            click.echo(would_run_summary(where, self._loader.layers(), datasets, runs, pipeline))
+            raise click.exceptions.Exit(0)
+
+    def _unread_problems(self, where: str) -> list[str]:
+        """Files and settings given that nothing of this environment reads."""
+        import yaml
+
+        from ssformer_repro.config.checks import unread_dataset_problems, unread_file_problems
+
+        loader = self._loader
+        problems = unread_file_problems(loader.unread_files(), where)
+        given = {
+            f"conf/local/{path.name}": yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            for path in loader.local_files("parameters")
+        }
+        given["--params"] = dict(loader.runtime_params or {})
+        try:
+            return problems + unread_dataset_problems(self._parameters, given, where)
+        except (KeyError, TypeError):
+            return problems  # malformed blocks: check_parameters reports them
+
+
+def would_run_summary(where: str, layers: str, datasets: list[str], runs: list, pipeline) -> str:
+    """What `kedro run --check` prints: the settings' files and what the run would do."""
+    others = sorted(
+        {node.namespace or node.name for node in pipeline.nodes}
+        - set(datasets)
+        - {run.namespace for run in runs}
+    )
+    lines = [
+        f"The configuration of {where} passed its check; nothing was run.",
+        f"parameters: {layers}",
+        f"datasets processed: {', '.join(datasets) or 'none'}",
+        f"runs trained or evaluated ({len(runs)}): {', '.join(run.name for run in runs) or 'none'}",
+        f"other nodes and namespaces: {', '.join(others) or 'none'}",
+    ]
+    return "\n".join(lines)
 
 
 class RunLockHook:

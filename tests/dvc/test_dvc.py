@@ -213,6 +213,10 @@ def demo_through_dvc(tmp_path_factory: pytest.TempPathFactory) -> dict:
         project / "conf/demo/parameters_reproduce.yml",
         lambda p: p["reproduce"].update(overrides={changed: {"training": {"lr": 0.003}}}),
     )
+    # The preview docs/dvc.md gives: `--dry` alone, then after the stage_inputs stage.
+    dry_alone = dvc(project, "repro", "--dry", "demo/dvc.yaml")
+    preview = dvc(project, "repro", "demo/dvc.yaml:stage_inputs")
+    preview_status = dvc(project, "status", "demo/dvc.yaml")
     after_override = dvc(project, "repro", "demo/dvc.yaml")
     commit(project, "an override")
 
@@ -258,6 +262,9 @@ def demo_through_dvc(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "first": first,
         "second": second,
         "status": status,
+        "dry_alone": dry_alone,
+        "preview": preview,
+        "preview_status": preview_status,
         "after_override": after_override,
         "unrelated": unrelated,
         "more_epochs": more_epochs,
@@ -290,13 +297,43 @@ def test_second_repro_has_nothing_to_do(demo_through_dvc: dict) -> None:
 
 def test_one_runs_override_reruns_that_run_and_the_report_only(demo_through_dvc: dict) -> None:
     changed, output = demo_through_dvc["changed"], demo_through_dvc["after_override"]
-    # stage_inputs re-resolves the configuration; only the changed run's file differs.
-    assert stages_run(output) == {"stage_inputs", stage_name(changed), "reporting"}
+    # stage_inputs re-resolved the configuration (the preview); only the changed run's file
+    # differs, so only its stage and the report follow.
+    assert stages_run(demo_through_dvc["preview"]) == {"stage_inputs"}
+    assert stages_run(output) == {stage_name(changed), "reporting"}
     unchanged = stage_name(demo_through_dvc["unchanged"])
     assert f"Stage 'demo/dvc.yaml:{unchanged}' didn't change, skipping" in output
     inputs = demo_through_dvc["data_root"] / "02_intermediate/stage_inputs/runs" / f"{changed}.json"
     assert json.loads(inputs.read_text())["training"]["lr"] == 0.003
     assert UP_TO_DATE in demo_through_dvc["final_status"]
+
+
+def changed_stages(status: str) -> set[str]:
+    """The stages `dvc status` lists as changed (its unindented `<stage>:` lines)."""
+    return {
+        line.removesuffix(":").removeprefix("demo/dvc.yaml:")
+        for line in status.splitlines()
+        if line.endswith(":") and not line.startswith((" ", "\t"))
+    }
+
+
+def test_the_documented_preview_shows_the_training_that_repro_runs(demo_through_dvc: dict) -> None:
+    """`dvc repro --dry` judges each stage on the files as they are, so it cannot see a run's
+    settings before stage_inputs writes them; after that seconds-long stage, `dvc status`
+    lists exactly the training stages the real repro runs (docs/dvc.md, "Previewing")."""
+    changed = stage_name(demo_through_dvc["changed"])
+    unchanged = stage_name(demo_through_dvc["unchanged"])
+    assert (
+        f"Stage 'demo/dvc.yaml:{changed}' didn't change, skipping" in demo_through_dvc["dry_alone"]
+    )
+    listed = changed_stages(demo_through_dvc["preview_status"])
+    assert changed in listed and unchanged not in listed
+    ran = stages_run(demo_through_dvc["after_override"])
+    assert {stage for stage in ran if stage.startswith("train@")} == {
+        stage for stage in listed if stage.startswith("train@")
+    }
+    documented = (PROJECT_ROOT / "docs/dvc.md").read_text()
+    assert "dvc repro demo/dvc.yaml:stage_inputs && dvc status demo/dvc.yaml" in documented
 
 
 def test_changes_no_result_depends_on_retrain_nothing(demo_through_dvc: dict) -> None:

@@ -12,7 +12,7 @@ from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.grid.dvc_inputs import dataset_inputs, main, run_inputs, write_stage_inputs
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.storage.digests import path_digest as fingerprint
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import copy_project
 
 
 @pytest.fixture
@@ -156,12 +156,13 @@ def test_a_grid_dataset_that_is_not_processed_is_refused(parameters: dict, tmp_p
 
 
 def test_command_line_resolves_the_demo_environment(tmp_path: Path) -> None:
-    demo = load_parameters(PROJECT_ROOT, "demo")
-    base = load_parameters(PROJECT_ROOT, None)
+    project = copy_project(tmp_path / "project")  # without the checkout's conf/local
+    demo = load_parameters(project, "demo")
+    base = load_parameters(project, None)
     assert demo["training"]["epochs"] != base["training"]["epochs"]
     assert demo["training"]["weight_decay"] == base["training"]["weight_decay"]  # soft merge
 
-    main(["--env", "demo", "--output", str(tmp_path), "--project", str(PROJECT_ROOT)])
+    main(["--env", "demo", "--output", str(tmp_path), "--project", str(project)])
     grid = demo["reproduce"]
     runs = sorted(path.stem for path in (tmp_path / "runs").glob("*.json"))
     expected = sorted(
@@ -177,3 +178,24 @@ def test_command_line_resolves_the_demo_environment(tmp_path: Path) -> None:
     assert {key: written[key] for key in inputs} == json.loads(json.dumps(inputs))
     dataset = json.loads((tmp_path / "datasets" / f"{grid['datasets'][0]}.json").read_text())
     assert dataset["raw_files"] is None  # synthetic data, written by its own stage
+
+
+def test_a_grid_changed_outside_the_tracked_files_is_refused(tmp_path: Path, capsys) -> None:
+    """DVC's stages are the grid of the tracked files: conf/local seeds, which Kedro layers over
+    the demo, would train runs no stage declares, so stage_inputs stops, in one line."""
+    project = copy_project(tmp_path / "project")
+    (project / "conf/local/parameters_reproduce.yml").write_text("reproduce:\n  seeds: [42, 43]\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(["--env", "demo", "--output", str(tmp_path / "out"), "--project", str(project)])
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("Error: conf/local or --params change the grid of this DVC pipeline")
+    assert "adds the runs synth_clinicdb.mit_b0.pld.seed43" in error
+    assert "conf/base and conf/demo" in error
+    assert not (tmp_path / "out").exists()
+
+    # Settings of the runs themselves reach the stage files: its stage re-runs what changed.
+    (project / "conf/local/parameters_reproduce.yml").write_text("training:\n  lr: 0.003\n")
+    main(["--env", "demo", "--output", str(tmp_path / "out"), "--project", str(project)])
+    written = json.loads(next((tmp_path / "out/runs").glob("*.json")).read_text())
+    assert written["training"]["lr"] == 0.003

@@ -87,6 +87,7 @@ def test_a_second_prediction_never_writes_over_the_first(reproduced: Path, frame
     refused = predict(reproduced, *args, check=False)
     assert refused.returncode != 0
     assert "holds an earlier result, which is never written over" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr  # one line (cli.py)
     assert (first / "predictions.csv").read_bytes() == before
     predict(reproduced, *args, "predict.on_existing=new", "predict.tta=flips")
     assert (first.parent / "frames-2" / "predictions.csv").is_file()

@@ -102,6 +102,7 @@ def test_a_changed_input_is_refused_naming_it(project: Path, params: str, named:
     assert result.returncode != 0
     assert named in output(result) and "on_changed_settings: restart" in output(result)
     assert "size mismatch" not in output(result)
+    assert "Traceback" not in output(result)  # a user's error: its message alone (cli.py)
     assert (run_folder(project) / "last.pt").read_bytes() == last_before
 
 
@@ -124,6 +125,25 @@ def test_more_epochs_resume_where_the_run_stopped(project: Path) -> None:
     assert "resuming from" in output(result) and "after epoch 1" in output(result)
     history = pd.read_csv(run_folder(project) / "history.csv")
     assert list(history["epoch"]) == [1, 2]
+
+
+def test_a_run_trained_past_its_epochs_is_refused_before_any_work(project: Path) -> None:
+    # The run now holds 2 epochs (the test above): the plain command asks for 1 again.
+    last_before = (run_folder(project) / "last.pt").read_bytes()
+    result = kedro(project, *TRAIN, "--params=model.head_options.pld.fusion=add", check=False)
+    log = output(result)
+    assert result.returncode != 0
+    assert "last.pt holds 2 epochs, more than training.epochs=1" in log
+    assert "training.epochs=2" in log and "on_changed_settings: restart" in log
+    assert "nothing was run" in log and "Running node" not in log and "Traceback" not in log
+    assert (run_folder(project) / "last.pt").read_bytes() == last_before
+
+    # Under `restart` (what DVC passes) the longer run moves aside and 1 epoch trains afresh.
+    superseded = set((run_folder(project) / "superseded").glob("*"))
+    params = "model.head_options.pld.fusion=add,training.on_changed_settings=restart"
+    kedro(project, *TRAIN, f"--params={params}")
+    assert len(set((run_folder(project) / "superseded").glob("*")) - superseded) == 1
+    assert list(pd.read_csv(run_folder(project) / "history.csv")["epoch"]) == [1]
 
 
 def test_one_datasets_data_processing_alone(tmp_path: Path) -> None:

@@ -8,7 +8,12 @@ from torch import nn
 
 from ssformer_repro.evaluation.metrics import dice_iou
 from ssformer_repro.training import device, parts
-from ssformer_repro.training.checkpoint import HISTORY_COLUMNS, load_best_model, load_checkpoint
+from ssformer_repro.training.checkpoint import (
+    HISTORY_COLUMNS,
+    TrainedPastEpochsError,
+    load_best_model,
+    load_checkpoint,
+)
 from ssformer_repro.training.device import (
     BF16,
     FP16,
@@ -152,12 +157,21 @@ def test_changed_config_refuses_to_resume(tmp_path):
     assert (tmp_path / "last.pt").read_bytes() == before
 
 
-def test_fewer_epochs_than_last_pt_holds_is_refused(tmp_path):
+def test_fewer_epochs_than_last_pt_holds_is_refused_or_restarted(tmp_path):
     disks = DiskDataset()
     train_segmenter(tiny_model(), disks, disks, config(epochs=2), tmp_path, "run")
+    before = (tmp_path / "last.pt").read_bytes()
 
-    with pytest.raises(ValueError, match=r"last\.pt already holds 2 epochs, more than epochs=1"):
+    with pytest.raises(TrainedPastEpochsError, match=r"last\.pt holds 2 epochs, more than "):
         train_segmenter(tiny_model(), disks, disks, config(epochs=1), tmp_path, "run")
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+    # Under `restart` the longer run moves aside, as a run of changed settings does.
+    restart = config(epochs=1, on_changed_settings="restart")
+    result = train_segmenter(tiny_model(), disks, disks, restart, tmp_path, "run")
+    assert list(result.history["epoch"]) == [1]
+    (superseded,) = (tmp_path / "superseded").iterdir()
+    assert (superseded / "last.pt").read_bytes() == before
 
 
 def test_checkpoint_interval_writes_the_same_files_once_at_the_end(tmp_path):

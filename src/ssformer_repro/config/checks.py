@@ -19,10 +19,11 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from ssformer_repro.config.schema import CHOICE_KEYS, RUN_BLOCKS, Parameters, Settings
+from ssformer_repro.errors import UserError
 from ssformer_repro.grid.runs import GridRun, grid_runs, matches, run_settings
 
 
-class ConfigurationError(click.ClickException):
+class ConfigurationError(UserError, click.ClickException):
     """The parameters cannot run; the message lists every problem found.
 
     A click exception: `kedro run` prints its message and exits with status 1, no traceback.
@@ -313,3 +314,83 @@ def usage_problems(parameters: dict[str, Any], pipeline_names: Iterable[str]) ->
         else:
             problems += run_problem("export.run", name)
     return problems
+
+
+def unread_file_problems(files: dict[Path, str | None], where: str) -> list[str]:
+    """Configuration files that the environment (`where`: '--env=demo') reads nothing from,
+    each with the kind of configuration its name is (loader.unread_files): a misnamed file,
+    or conf/local's catalog or globals under another environment (conf/README.md)."""
+    problems = []
+    for path, kind in files.items():
+        shown = "/".join(path.parts[-3:])  # conf/<env>/<file>
+        if kind is None:
+            problems.append(
+                f"{shown}: read by nothing, its name matches none of Kedro's patterns "
+                "(parameters*, catalog*, credentials*, globals.yml); rename it, e.g. "
+                "parameters_<topic>.yml"
+            )
+        else:
+            problems.append(
+                f"{shown}: not read under {where}: conf/local's catalog and globals (where "
+                "data is read and written) apply without --env only, so that another "
+                "environment never writes into the study's folders; move the file aside to run "
+                f"{where}"
+            )
+    return problems
+
+
+def unread_dataset_problems(
+    parameters: dict[str, Any], given: dict[str, dict[str, Any]], where: str
+) -> list[str]:
+    """Dataset settings the user gave (`given`: conf/local's files, --params) for a dataset
+    this environment neither builds nor trains on, so that nothing would read them."""
+    used = set(parameters["data_processing"]["datasets"]) | set(parameters["reproduce"]["datasets"])
+    return [
+        f"datasets.{name} ({source}): not read under {where}, whose datasets are "
+        f"{', '.join(sorted(used))}; take it out of {source} to run this environment"
+        for source, content in given.items()
+        for name in (content or {}).get("datasets") or {}
+        if name not in used
+    ]
+
+
+def resume_problems(
+    runs: Iterable[GridRun], parameters: dict[str, Any], folders: dict[str, Path]
+) -> list[str]:
+    """Runs whose `last.pt` holds more epochs than their `training.epochs` asks for, which
+    training would refuse (`on_changed_settings: refuse`); `folders` maps run names to their
+    run folders."""
+    shared = {"training": parameters.get("training") or {}}
+    problems = []
+    for run in runs:
+        if not Path(folders[run.name]).is_dir():
+            continue  # never started (and torch stays unimported for a check of new runs)
+        from ssformer_repro.training.checkpoint import (
+            LAST_CHECKPOINT,
+            past_epochs_message,
+            trained_epochs,
+        )
+
+        training = run_settings(run, shared, parameters["reproduce"])["training"]
+        last = Path(folders[run.name]) / LAST_CHECKPOINT
+        trained = trained_epochs(last)
+        epochs = training.get("epochs")
+        refuse = training.get("on_changed_settings", "refuse") == "refuse"
+        if refuse and trained is not None and isinstance(epochs, int) and trained > epochs:
+            problems.append(f"{run.name}: {past_epochs_message(last, trained, epochs)}")
+    return problems
+
+
+def verdict_problems(runs: Iterable[GridRun]) -> list[str]:
+    """The report's verdict compares pairs of heads: a grid with no such pair would train every
+    run and then fail at the report, so it is refused before any work."""
+    from ssformer_repro.reporting.statistics import VERDICT_COMPARISONS
+
+    heads = {run.head for run in runs}
+    if any({first, second} <= heads for first, second in VERDICT_COMPARISONS):
+        return []
+    pairs = ", ".join(f"{first} vs {second}" for first, second in VERDICT_COMPARISONS)
+    return [
+        f"reproduce.heads: the report's verdict compares {pairs}; the runs have {sorted(heads)}. "
+        "Add a head, or run --pipelines=training, which makes no report"
+    ]

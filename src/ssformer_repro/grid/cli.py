@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ssformer_repro.config.loader import load_parameters, parse_params
+from ssformer_repro.errors import UserError
 
 TRAINING_PIPELINE = "training"
 
@@ -48,11 +49,12 @@ def run_one(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from ssformer_repro.grid.runs import GridError
     from ssformer_repro.training.distributed import DistributedContext
 
     names = grid_run_names_of(project_path, env, params)
     if run_name not in names:
-        raise ValueError(
+        raise GridError(
             f"{run_name!r} is not a run of the grid of env {env or 'local'!r}; its runs: "
             f"{', '.join(names)} (see `python -m ssformer_repro.grid list`)."
         )
@@ -100,8 +102,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         params = parse_params(args.params)
     except ValueError as err:
         parser.error(str(err))
-    if args.command == "list":
-        names = grid_run_names_of(project_path, args.env, params)
-        sys.stdout.write("".join(f"{name}\n" for name in names))
-    else:
-        run_one(project_path, args.run_name, args.env, params)
+    try:
+        if args.command == "list":
+            names = grid_run_names_of(project_path, args.env, params)
+            sys.stdout.write("".join(f"{name}\n" for name in names))
+        else:
+            run_one(project_path, args.run_name, args.env, params)
+    except UserError as error:  # what the user can fix: its message alone, as `kedro run`
+        parser.exit(1, f"Error: {error}\n")

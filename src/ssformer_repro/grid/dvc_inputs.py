@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ssformer_repro.config.loader import load_parameters
+from ssformer_repro.config.loader import load_parameters, tracked_parameters
+from ssformer_repro.errors import UserError
 from ssformer_repro.grid.runs import GridRun, parameter_grid, run_settings
 from ssformer_repro.storage.digests import path_digest
 
@@ -85,6 +86,43 @@ def write_stage_inputs(parameters: dict[str, Any], output: Path) -> list[Path]:
     return written
 
 
+class UntrackedGridError(UserError, ValueError):
+    """conf/local or --params change the grid, which a DVC pipeline's stages cannot follow."""
+
+
+def grid_problem(
+    parameters: dict[str, Any], tracked: dict[str, Any], env: str | None
+) -> str | None:
+    """Why the grid of `parameters` is not the one of the `tracked` files, which the DVC
+    pipeline's `vars` read to make its stages; None when they agree.
+
+    DVC reads the grid and the dataset list from the tracked parameter files alone, so a grid
+    changed in conf/local (which Kedro layers over every environment) or by --params would
+    train runs that no stage declares, or leave the stages' runs untrained.
+    """
+    built, built_tracked = (p["data_processing"]["datasets"] for p in (parameters, tracked))
+    runs, runs_tracked = ({run.name for run in parameter_grid(p)} for p in (parameters, tracked))
+    if built == built_tracked and runs == runs_tracked:
+        return None
+    differences = [
+        f"{label} {', '.join(sorted(names))}"
+        for label, names in (
+            ("adds the runs", runs - runs_tracked),
+            ("drops the runs", runs_tracked - runs),
+            ("adds the datasets", set(built) - set(built_tracked)),
+            ("drops the datasets", set(built_tracked) - set(built)),
+        )
+        if names
+    ]
+    files = f"conf/base and conf/{env}" if env else "conf/base"
+    return (
+        f"conf/local or --params change the grid of this DVC pipeline: it {'; '.join(differences)}."
+        f" A DVC pipeline's stages are the grid of its tracked files ({files}), which dvc.lock "
+        "versions with the results: change the grid there (reproduce.* and "
+        "data_processing.datasets), or run the other grid with `kedro run`."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``python -m ssformer_repro.grid.dvc_inputs [--env ENV] --output FOLDER``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -92,7 +130,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, required=True, help="folder to write into")
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="Kedro project root")
     args = parser.parse_args(argv)
-    write_stage_inputs(load_parameters(args.project.resolve(), args.env), args.output)
+    try:
+        parameters = load_parameters(args.project.resolve(), args.env)
+        problem = grid_problem(
+            parameters, tracked_parameters(args.project.resolve(), args.env), args.env
+        )
+        if problem:
+            raise UntrackedGridError(problem)
+        write_stage_inputs(parameters, args.output)
+    except UserError as error:  # what the user can fix: its message alone, as `kedro run`
+        parser.exit(1, f"Error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from ssformer_repro.config.schema import merge_settings
+from ssformer_repro.errors import UserError
 
 R = TypeVar("R", bound="GridRun")
 
@@ -140,6 +141,10 @@ class GridRun:
         return cls(**values)
 
 
+class GridError(UserError, ValueError):
+    """The grid's settings select no run."""
+
+
 def dataset_values(grid_key: str, dataset: Mapping[str, Any] | None) -> list[Any]:
     """The values of a per-dataset dimension: a k-fold dataset's folds 0..K-1, else one None."""
     split = (dataset or {}).get("split") or {}
@@ -162,7 +167,7 @@ def grid_runs(
     listed = [field for field in fields if not field.metadata["per_dataset"]]
     missing = [f.metadata["grid_key"] for f in listed if not reproduce.get(f.metadata["grid_key"])]
     if missing:
-        raise ValueError(f"reproduce.{missing[0]} is empty or missing: the grid needs its values.")
+        raise GridError(f"reproduce.{missing[0]} is empty or missing: the grid needs its values.")
     runs = []
     for combination in product(*(reproduce[field.metadata["grid_key"]] for field in listed)):
         values = dict(zip((field.name for field in listed), combination, strict=True))
@@ -180,7 +185,7 @@ def grid_runs(
     patterns = only.split() if isinstance(only, str) else list(only)
     selected = [run for run in runs if any(matches(run.name, pattern) for pattern in patterns)]
     if not selected:
-        raise ValueError(
+        raise GridError(
             f"reproduce.only {patterns} matches no run of the grid; its runs: "
             f"{', '.join(run.name for run in runs)}"
         )

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold, train_test_split
 
+from ssformer_repro.errors import UserError
 from ssformer_repro.polyps.layouts import IMAGE_SUFFIXES, SamplePair
 
 MANIFEST_COLUMNS = ["id", "image_path", "mask_path", "split", "subset"]
@@ -22,7 +23,7 @@ SHOWN_IDS = 5
 Assignment = dict[str, str | dict[str, str]]
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """A split cannot be built from the given ids, lists or settings."""
 
 

@@ -23,12 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from ssformer_repro.errors import UserError
+
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # Temporary files start with "." and end with this, before the real suffix; see `atomic_path`.
 PARTIAL_MARK = ".partial"
 
 
-class DiskFullError(OSError):
+class DiskFullError(UserError, OSError):
     """A file could not be written because its disk (or disk quota) is full."""
 
 
@@ -170,6 +172,10 @@ def _free_bytes(folder: Path) -> int | None:
 ON_EXISTING = ("refuse", "new")
 
 
+class ExistingResultError(UserError, FileExistsError):
+    """An output folder already holds an earlier result, which is never written over."""
+
+
 def unused_folder(folder: str | Path, on_existing: str, setting: str) -> Path:
     """`folder` if it does not exist yet; else refuse (`on_existing: refuse`) or the first free
     `<folder>-2`, `<folder>-3`... (`new`), so an earlier result is never written over.
@@ -180,7 +186,7 @@ def unused_folder(folder: str | Path, on_existing: str, setting: str) -> Path:
     if not folder.exists():
         return folder
     if on_existing == "refuse":
-        raise FileExistsError(
+        raise ExistingResultError(
             f"{folder} holds an earlier result, which is never written over. Pass "
             f"`--params={setting}=new` for a new folder beside it, or move it away."
         )

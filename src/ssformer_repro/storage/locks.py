@@ -22,10 +22,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from ssformer_repro.errors import UserError
+
 HOLDER_SUFFIX = ".holder"
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(UserError, RuntimeError):
     """Another live process holds the lock on the same outputs."""
 
 

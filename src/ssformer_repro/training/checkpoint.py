@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ssformer_repro.errors import UserError
 from ssformer_repro.storage.atomic import write_atomically
 from ssformer_repro.training.settings import RESUMABLE_CHANGES, TrainingSettings
 
@@ -125,8 +126,16 @@ class RunState:
         return improved
 
 
-class ChangedSettingsError(ValueError):
+class ChangedSettingsError(UserError, ValueError):
     """`last.pt` was written with other settings or inputs than this run's."""
+
+
+class TrainedPastEpochsError(ChangedSettingsError):
+    """`last.pt` holds more epochs than `training.epochs`: a longer run than the one asked for.
+
+    Refused as a changed setting is (`on_changed_settings: restart` moves it aside): its best
+    epoch was chosen among epochs that this run would not train.
+    """
 
 
 def run_fingerprint(config: TrainingSettings, inputs: dict | None = None) -> dict:
@@ -278,11 +287,27 @@ def load_resumable(
             "train afresh, or delete the run's folder."
         )
     if checkpoint["epoch"] > config.epochs:
-        raise ValueError(
-            f"{last_path} already holds {checkpoint['epoch']} epochs, more than epochs="
-            f"{config.epochs}; raise epochs, or use a new run directory."
+        raise TrainedPastEpochsError(
+            past_epochs_message(last_path, checkpoint["epoch"], config.epochs)
         )
     return checkpoint
+
+
+def past_epochs_message(last_path: Path, trained: int, epochs: int) -> str:
+    """Why a run trained for more epochs than `training.epochs` is refused, and what to do."""
+    return (
+        f"{last_path} holds {trained} epochs, more than training.epochs={epochs}: a longer run "
+        f"than the one asked for, which is never passed off as it. To use it, ask for it "
+        f"(--params training.epochs={trained}); to train {epochs} epochs afresh, set "
+        "training.on_changed_settings: restart, which moves it to superseded/."
+    )
+
+
+def trained_epochs(last_path: Path) -> int | None:
+    """The epochs a run's `last.pt` holds (read memory-mapped, so cheaply), None without one."""
+    if not Path(last_path).is_file():
+        return None
+    return int(load_checkpoint(last_path, mmap=True)["epoch"])
 
 
 def flatten(settings: dict, prefix: str = "") -> dict:
