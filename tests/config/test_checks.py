@@ -12,12 +12,12 @@ import torch
 from ssformer_repro.config.checks import ConfigurationError, check_parameters
 from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.grid.runs import grid_runs
-from tests.conftest import PROJECT_ROOT, copy_project, kedro
+from tests.conftest import clean_project, copy_project, kedro
 
 
 def problems_of(**params) -> list[str]:
     """The problems `kedro run --env demo --params ...` would report for the whole demo."""
-    parameters = load_parameters(PROJECT_ROOT, "demo", params)
+    parameters = load_parameters(clean_project(), "demo", params)
     try:
         runs = grid_runs(parameters["reproduce"])
     except (ValueError, KeyError):
@@ -27,7 +27,7 @@ def problems_of(**params) -> list[str]:
 
 def test_the_demo_and_the_study_have_no_problems(tmp_path: Path) -> None:
     assert problems_of() == []
-    base = load_parameters(PROJECT_ROOT, "base")
+    base = load_parameters(clean_project(), "base")
     for dataset in base["datasets"].values():
         dataset["root"] = str(tmp_path)  # as if downloaded
     base["model"]["pretrained"] = None

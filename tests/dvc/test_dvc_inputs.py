@@ -12,7 +12,7 @@ from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.grid.dvc_inputs import dataset_inputs, main, run_inputs, write_stage_inputs
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.storage.digests import path_digest as fingerprint
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import clean_project
 
 
 @pytest.fixture
@@ -156,12 +156,12 @@ def test_a_grid_dataset_that_is_not_processed_is_refused(parameters: dict, tmp_p
 
 
 def test_command_line_resolves_the_demo_environment(tmp_path: Path) -> None:
-    demo = load_parameters(PROJECT_ROOT, "demo")
-    base = load_parameters(PROJECT_ROOT, None)
+    demo = load_parameters(clean_project(), "demo")
+    base = load_parameters(clean_project(), None)
     assert demo["training"]["epochs"] != base["training"]["epochs"]
     assert demo["training"]["weight_decay"] == base["training"]["weight_decay"]  # soft merge
 
-    main(["--env", "demo", "--output", str(tmp_path), "--project", str(PROJECT_ROOT)])
+    main(["--env", "demo", "--output", str(tmp_path), "--project", str(clean_project())])
     grid = demo["reproduce"]
     runs = sorted(path.stem for path in (tmp_path / "runs").glob("*.json"))
     expected = sorted(

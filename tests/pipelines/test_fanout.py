@@ -17,7 +17,7 @@ from kedro.config import OmegaConfigLoader
 
 from ssformer_repro import settings
 from ssformer_repro.grid.cli import run_one
-from tests.conftest import PROJECT_ROOT, copy_project
+from tests.conftest import PROJECT_ROOT, clean_project, copy_project
 
 pytestmark = pytest.mark.slow  # Kedro/DVC/browser runs end to end
 
@@ -169,4 +169,4 @@ def test_a_run_outside_the_grid_is_refused():
     with pytest.raises(
         ValueError, match=r"'kvasir.mit_b9.pld' is not a run .*kvasir.mit_b0.pld.seed42"
     ):
-        run_one(PROJECT_ROOT, "kvasir.mit_b9.pld", env="base")
+        run_one(clean_project(), "kvasir.mit_b9.pld", env="base")
