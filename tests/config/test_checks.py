@@ -149,3 +149,10 @@ def test_the_error_lists_every_problem() -> None:
     assert error.format_message() == (
         "2 problem(s) in the parameters (env 'demo'); nothing was run:\n- a: bad\n- b: worse"
     )
+
+
+def test_thread_counts_are_checked_like_every_setting() -> None:
+    # docs/benchmarks.md, "On a shared machine": --params=training.threads=1,evaluation.threads=1
+    assert problems_of(training={"threads": 1}, evaluation={"threads": 1}) == []
+    (problem,) = problems_of(evaluation={"threads": 0})
+    assert problem.startswith("evaluation.threads: Input should be greater than 0 (got 0)")

@@ -25,7 +25,7 @@ from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_eval
 from ssformer_repro.storage.atomic import write_atomically
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
 from ssformer_repro.training.checkpoint import CheckpointError, load_best_model
-from ssformer_repro.training.device import amp_settings, resolve_device
+from ssformer_repro.training.device import amp_settings, cpu_threads, resolve_device
 from ssformer_repro.training.failures import explained_resource_errors
 
 logger = logging.getLogger(__name__)
@@ -115,8 +115,9 @@ def evaluation_key(
     return {
         "checkpoint": path_digest(checkpoint),
         "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
+        # How many threads score sets the speed only: changing it alone re-scores nothing.
         "evaluation": EvaluationSettings.model_validate(settings["evaluation"]).model_dump(
-            mode="json"
+            mode="json", exclude={"threads"}
         ),
         "augmentation": AugmentationSettings.model_validate(settings["augmentation"]).model_dump(
             mode="json"
@@ -149,15 +150,19 @@ def _store_evaluation(run_folder: Path, key: dict, per_image: pd.DataFrame, metr
 def _score(
     run: GridRun, settings: dict[str, Any], split_manifest: pd.DataFrame, checkpoint: str | Path
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The test scores with the evaluation's TTA; with TTA on, also those without it, beside."""
-    model = TrainedModel(run, settings, checkpoint)
-    per_image, metrics = _scores(model, split_manifest, model.tta)
-    if model.tta != "none":
-        plain, plain_metrics = _scores(model, split_manifest, "none")
-        plain = plain.set_index("id").loc[per_image["id"]]
-        per_image["dice_without_tta"] = plain["dice"].to_numpy()
-        per_image["iou_without_tta"] = plain["iou"].to_numpy()
-        metrics["without_tta"] = {key: plain_metrics[key] for key in ("mdice", "miou", "test_sets")}
+    """The test scores with the evaluation's TTA; with TTA on, also those without it, beside;
+    torch on `evaluation.threads` CPU threads meanwhile."""
+    with cpu_threads(settings["evaluation"].get("threads")):
+        model = TrainedModel(run, settings, checkpoint)
+        per_image, metrics = _scores(model, split_manifest, model.tta)
+        if model.tta != "none":
+            plain, plain_metrics = _scores(model, split_manifest, "none")
+            plain = plain.set_index("id").loc[per_image["id"]]
+            per_image["dice_without_tta"] = plain["dice"].to_numpy()
+            per_image["iou_without_tta"] = plain["iou"].to_numpy()
+            metrics["without_tta"] = {
+                key: plain_metrics[key] for key in ("mdice", "miou", "test_sets")
+            }
     return per_image, metrics
 
 
