@@ -60,6 +60,13 @@ OVERLAYS = {
     ".update-reminder-unexpanded": ".update-reminder-unexpanded button:nth-of-type(2)",
     ".banner": ".banner-close",
 }
+# Dismissing the update banner leaves a "Kedro-Viz 12.5.0" tag in the corner, which CSS hides.
+VERSION_TAG = ".update-reminder-version-tag"
+HIDE_VERSION_TAG = f"""
+const style = document.createElement('style');
+style.textContent = '{VERSION_TAG} {{ display: none !important; }}';
+document.head.appendChild(style);
+"""
 VISIBLE = """
 return arguments[0].filter((css) => [...document.querySelectorAll(css)].some((element) => {
   const box = element.getBoundingClientRect();
@@ -247,8 +254,8 @@ def open_flowchart(driver: Any, base_url: str, pipeline: str = "__default__") ->
 
 
 def visible_overlays(driver: Any) -> list[str]:
-    """Which of kedro-viz's tour and banners (OVERLAYS) cover part of the page now."""
-    return driver.execute_script(VISIBLE, list(OVERLAYS))
+    """Which of kedro-viz's tour and banners (OVERLAYS, VERSION_TAG) cover part of the page."""
+    return driver.execute_script(VISIBLE, [*OVERLAYS, VERSION_TAG])
 
 
 def dismiss_overlays(driver: Any) -> None:
@@ -258,6 +265,7 @@ def dismiss_overlays(driver: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    driver.execute_script(HIDE_VERSION_TAG)
     for overlay in visible_overlays(driver):
         driver.find_element(By.CSS_SELECTOR, OVERLAYS[overlay]).click()
     try:
