@@ -51,8 +51,7 @@ VIEW_SETTINGS = {
     "orientation": "horizontal",
     "visible": {"sidebar": False, "miniMap": False},
 }
-# What kedro-viz lays over the flowchart of a first visit, each with its close control, clicked
-# as a user would: the feature tour ("1 of 6, Workflow run status"; VIEW_SETTINGS asks for none,
+# What kedro-viz lays over the flowchart of a first visit, each with its close control, clicked: the feature tour ("1 of 6, Workflow run status"; VIEW_SETTINGS asks for none,
 # this closes it should it show anyway), the update banner (offline, kedro-viz cannot look up
 # its latest release: "Kedro-Viz None is here!", Dismiss) and the lite-mode banner.
 OVERLAYS = {
@@ -267,7 +266,9 @@ def dismiss_overlays(driver: Any) -> None:
 
     driver.execute_script(HIDE_VERSION_TAG)
     for overlay in visible_overlays(driver):
-        driver.find_element(By.CSS_SELECTOR, OVERLAYS[overlay]).click()
+        # A click event, not the pointer: a pointer left there would highlight a layer.
+        close = driver.find_element(By.CSS_SELECTOR, OVERLAYS[overlay])
+        driver.execute_script("arguments[0].click();", close)
     try:
         WebDriverWait(driver, RENDER_TIMEOUT_S, poll_frequency=0.5).until(
             lambda driver: not visible_overlays(driver)
