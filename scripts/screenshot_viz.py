@@ -1,9 +1,10 @@
 """Screenshot the demo pipeline in kedro-viz, for the README (docs/images/kedro-viz.png).
 
 Serves ``kedro viz run --env=demo`` on loopback, opens it in headless Chromium (Debian's
-``chromium`` and ``chromium-driver``, driven by Selenium; all installed by ``.ci/setup``) and saves
-the flowchart with namespaces collapsed and parameters shown. tests/viz/test_kedro_viz.py drives
-the same functions. Regenerate the picture from the repository root with::
+``chromium`` and ``chromium-driver``, driven by Selenium; all installed by ``.ci/setup --test``)
+and saves the flowchart with namespaces collapsed, parameters shown and kedro-viz's first-visit
+tour and banners dismissed. tests/viz/test_kedro_viz.py drives the same functions. Regenerate the
+picture from the repository root with::
 
     .venv/bin/python scripts/screenshot_viz.py
 """
@@ -50,8 +51,27 @@ VIEW_SETTINGS = {
     "orientation": "horizontal",
     "visible": {"sidebar": False, "miniMap": False},
 }
-# Offline, kedro-viz cannot look up its latest release and shows a "Kedro-Viz None is here!" banner.
-HIDE_UPDATE_BANNER = ".update-reminder-unexpanded { display: none !important; }"
+# What kedro-viz lays over the flowchart of a first visit, each with its close control, clicked: the feature tour ("1 of 6, Workflow run status"; VIEW_SETTINGS asks for none,
+# this closes it should it show anyway), the update banner (offline, kedro-viz cannot look up
+# its latest release: "Kedro-Viz None is here!", Dismiss) and the lite-mode banner.
+OVERLAYS = {
+    ".feature-hints": ".feature-hints__close",
+    ".update-reminder-unexpanded": ".update-reminder-unexpanded button:nth-of-type(2)",
+    ".banner": ".banner-close",
+}
+# Dismissing the update banner leaves a "Kedro-Viz 12.5.0" tag in the corner, which CSS hides.
+VERSION_TAG = ".update-reminder-version-tag"
+HIDE_VERSION_TAG = f"""
+const style = document.createElement('style');
+style.textContent = '{VERSION_TAG} {{ display: none !important; }}';
+document.head.appendChild(style);
+"""
+VISIBLE = """
+return arguments[0].filter((css) => [...document.querySelectorAll(css)].some((element) => {
+  const box = element.getBoundingClientRect();
+  return box.width > 0 && box.height > 0 && getComputedStyle(element).visibility !== 'hidden';
+}));
+"""
 # kedro-viz fits the layout's boxes, which long labels overflow: zoom out (with a wheel event, as
 # a user would) just enough that every node lies between the toolbar and the right edge.
 SHRINK_TO_FIT = """
@@ -225,15 +245,39 @@ def open_flowchart(driver: Any, base_url: str, pipeline: str = "__default__") ->
     WebDriverWait(driver, RENDER_TIMEOUT_S).until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, FLOWCHART_NODE))
     )
-    driver.execute_script(
-        "const style = document.createElement('style');"
-        "style.textContent = arguments[0];"
-        "document.head.appendChild(style);",
-        HIDE_UPDATE_BANNER,
-    )
     _wait_until_still(driver, "g.pipeline-zoom-wrapper")
+    dismiss_overlays(driver)
     driver.execute_script(SHRINK_TO_FIT, 24)
     _wait_until_still(driver, "g.pipeline-zoom-wrapper")
+    dismiss_overlays(driver)  # one that came late
+
+
+def visible_overlays(driver: Any) -> list[str]:
+    """Which of kedro-viz's tour and banners (OVERLAYS, VERSION_TAG) cover part of the page."""
+    return driver.execute_script(VISIBLE, [*OVERLAYS, VERSION_TAG])
+
+
+def dismiss_overlays(driver: Any) -> None:
+    """Close kedro-viz's tour and banners that show, and wait until none covers the flowchart
+    (the tour's closing message stays 4 s); an overlay that stays is an error naming it."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script(HIDE_VERSION_TAG)
+    for overlay in visible_overlays(driver):
+        # A click event, not the pointer: a pointer left there would highlight a layer.
+        close = driver.find_element(By.CSS_SELECTOR, OVERLAYS[overlay])
+        driver.execute_script("arguments[0].click();", close)
+    try:
+        WebDriverWait(driver, RENDER_TIMEOUT_S, poll_frequency=0.5).until(
+            lambda driver: not visible_overlays(driver)
+        )
+    except TimeoutException:
+        raise RuntimeError(
+            f"kedro-viz still shows {visible_overlays(driver)} after closing it; see OVERLAYS "
+            "in scripts/screenshot_viz.py"
+        ) from None
 
 
 def flowchart_nodes(driver: Any) -> dict[str, list[str]]:
@@ -274,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     missing = missing_browser_tools()
     if missing:
-        parser.error(f"missing {', '.join(missing)}: run .ci/setup")
+        parser.error(f"missing {', '.join(missing)}: run .ci/setup --test")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         log_path = Path(scratch) / "kedro-viz.log"

@@ -1,11 +1,21 @@
-"""Shared fixtures: a throw-away copy of the Kedro project to run pipelines in."""
+"""Shared fixtures: a throw-away copy of the Kedro project to run pipelines in.
+
+Tests never read or write the checkout's own data/, mlruns/, mlflow.db or conf/local, which are
+the user's (the README's demo fills them before the tests run): the session runs in
+`clean_project()`, a copy of the project's code and configuration, so relative paths and
+`kedro`'s project discovery land there; parameters are read from it, never from PROJECT_ROOT;
+and a session that changed the checkout's user files fails, naming them.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +25,9 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("pyproject.toml", "README.md", "conf", "src")
 DATA_LAYERS = ("01_raw", "02_intermediate", "05_model_input", "06_models", "08_reporting")
+# What a user's runs write into the checkout: tests must leave them as they found them.
+USER_PATHS = ("data", "mlruns", "mlflow.db", "conf/local")
+USER_FILES = pytest.StashKey[dict[str, tuple[int, int]]]()
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -30,6 +43,62 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def user_files() -> dict[str, tuple[int, int]]:
+    """Every file and folder under the checkout's USER_PATHS: a file's (size, modification time
+    in ns), a folder's (-1, 0)."""
+    found = {}
+    for name in USER_PATHS:
+        top = PROJECT_ROOT / name
+        for path in [top, *top.rglob("*")] if top.is_dir() else [top]:
+            if path.exists():
+                stat = path.stat()
+                key = path.relative_to(PROJECT_ROOT).as_posix()
+                found[key] = (-1, 0) if path.is_dir() else (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note the checkout's user files, for `pytest_sessionfinish`."""
+    session.config.stash[USER_FILES] = user_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a session that wrote into the checkout's data/, mlruns/, mlflow.db or conf/local."""
+    before, after = session.config.stash.get(USER_FILES, None), user_files()
+    if before is None or before == after:
+        return
+    changed = sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+    listed = "\n  ".join(changed[:20]) + ("\n  ..." if len(changed) > 20 else "")
+    session.config.get_terminal_writer().line(
+        f"\nThe tests changed {len(changed)} path(s) under the checkout's own "
+        f"{', '.join(USER_PATHS)}, which are the user's (tests work in tmp_path copies; or did "
+        f"something else write there meanwhile?):\n  {listed}",
+        red=True,
+    )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@functools.cache
+def clean_project() -> Path:
+    """A copy of the project's code and configuration, made once per session, without the
+    checkout's data/, conf/local, mlflow.db or mlruns/: tests read parameters from it."""
+    folder = Path(tempfile.mkdtemp(prefix="ssformer-tests-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return copy_project(folder / "project")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def in_clean_project():
+    """Run the session in `clean_project()`: relative paths, `kedro`'s project discovery and
+    `--project .` defaults never reach the checkout."""
+    before = Path.cwd()
+    os.chdir(clean_project())
+    yield
+    os.chdir(before)
 
 
 @pytest.fixture(autouse=True, scope="session")

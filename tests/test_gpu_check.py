@@ -16,7 +16,7 @@ import pytest
 from ssformer_repro.config.checks import check_parameters
 from ssformer_repro.config.loader import load_parameters, parse_params
 from ssformer_repro.grid.runs import grid_runs
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, clean_project
 
 SCRIPT = PROJECT_ROOT / "scripts" / "gpu_check.sh"
 NO_CUDA = "device 'cuda' was requested but CUDA is not available"
@@ -63,7 +63,7 @@ def test_the_plan_lists_every_part(plan: str) -> None:
 
 def test_the_kedro_run_part_is_one_valid_run_of_the_demo(plan: str) -> None:
     (line,) = [line for line in plan.splitlines() if line.startswith("kedro run --env=demo")]
-    parameters = load_parameters(PROJECT_ROOT, "demo", params_of(line))
+    parameters = load_parameters(clean_project(), "demo", params_of(line))
 
     assert problems(parameters) == []
     assert [run.name for run in grid_runs(parameters["reproduce"])] == [
@@ -77,7 +77,7 @@ def test_the_packing_part_trains_runs_of_its_grid(plan: str) -> None:
     grid_line, run_line = [line for line in plan.splitlines() if line.startswith("packing: ")]
     grid = json.loads(grid_line.split("reproduce ", 1)[1].split("; runs ")[0])
     packed = grid_line.split("; runs ")[1].split()
-    parameters = load_parameters(PROJECT_ROOT, "demo", params_of(run_line))
+    parameters = load_parameters(clean_project(), "demo", params_of(run_line))
     parameters["reproduce"].update(grid)  # as the part writes it into its copy's conf/demo
 
     assert problems(parameters) == []

@@ -12,12 +12,12 @@ import torch
 from ssformer_repro.config.checks import ConfigurationError, check_parameters
 from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.grid.runs import grid_runs
-from tests.conftest import PROJECT_ROOT, copy_project, kedro
+from tests.conftest import clean_project, copy_project, kedro
 
 
 def problems_of(**params) -> list[str]:
     """The problems `kedro run --env demo --params ...` would report for the whole demo."""
-    parameters = load_parameters(PROJECT_ROOT, "demo", params)
+    parameters = load_parameters(clean_project(), "demo", params)
     try:
         runs = grid_runs(parameters["reproduce"])
     except (ValueError, KeyError):
@@ -27,7 +27,7 @@ def problems_of(**params) -> list[str]:
 
 def test_the_demo_and_the_study_have_no_problems(tmp_path: Path) -> None:
     assert problems_of() == []
-    base = load_parameters(PROJECT_ROOT, "base")
+    base = load_parameters(clean_project(), "base")
     for dataset in base["datasets"].values():
         dataset["root"] = str(tmp_path)  # as if downloaded
     base["model"]["pretrained"] = None
@@ -149,3 +149,10 @@ def test_the_error_lists_every_problem() -> None:
     assert error.format_message() == (
         "2 problem(s) in the parameters (env 'demo'); nothing was run:\n- a: bad\n- b: worse"
     )
+
+
+def test_thread_counts_are_checked_like_every_setting() -> None:
+    # docs/benchmarks.md, "On a shared machine": --params=training.threads=1,evaluation.threads=1
+    assert problems_of(training={"threads": 1}, evaluation={"threads": 1}) == []
+    (problem,) = problems_of(evaluation={"threads": 0})
+    assert problem.startswith("evaluation.threads: Input should be greater than 0 (got 0)")

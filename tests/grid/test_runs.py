@@ -11,7 +11,7 @@ from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.grid import runs as grid_module
 from ssformer_repro.grid.runs import GridRun, dimension, grid_runs, run_settings
 from ssformer_repro.pipeline_registry import register_pipelines
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import clean_project
 
 GRID = {
     "datasets": ["kvasir", "clinicdb"],
@@ -134,7 +134,7 @@ def test_a_dimension_is_gained_by_the_type_and_the_grid_definition_alone(
         SizedRun.parse("kvasir.mit_b0.sed.2")
 
     # The pipelines follow: each seed is its own namespace, and reporting reads every one.
-    parameters = load_parameters(PROJECT_ROOT, "demo")
+    parameters = load_parameters(clean_project(), "demo")
     parameters["reproduce"] = grid
     pipelines = register_pipelines(parameters)
     assert {node.namespace for node in pipelines["training"].nodes} == {run.name for run in runs}

@@ -39,6 +39,9 @@ def test_every_frame_gets_a_mask_at_its_size_and_a_row(trained: TrainedModel, tm
     read = written[written["status"].str.startswith("ok")]
     skipped = written[written["status"].str.startswith("skipped")]
     assert len(skipped) == 4 and skipped["height"].isna().all()
+    # Sizes are whole numbers, "56" not "56.0", even beside skipped files' empty cells.
+    sizes = pd.read_csv(output / "predictions.csv", dtype=str)[["height", "width"]]
+    assert set(sizes.stack().dropna()) == {"40", "56"}
     for row in read.itertuples():
         mask = np.array(Image.open(output / "masks" / f"{row.id}.png"))
         assert mask.shape == (row.height, row.width) == (40, 56)

@@ -13,7 +13,7 @@ import yaml
 from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.grid.runs import grid_runs
 from ssformer_repro.polyps.synthetic import generate_synthetic_polyps, write_synthetic_dataset
-from tests.conftest import PROJECT_ROOT, copy_project, kedro
+from tests.conftest import clean_project, copy_project, kedro
 
 pytestmark = pytest.mark.slow  # Kedro runs end to end
 
@@ -219,7 +219,7 @@ def test_the_official_readme_numbers_stand_next_to_ours(pranet: Path) -> None:
 
 
 def test_the_paper_environment_is_the_official_protocol() -> None:
-    parameters = load_parameters(PROJECT_ROOT, "paper")
+    parameters = load_parameters(clean_project(), "paper")
     assert parameters["data_processing"]["datasets"] == ["pranet"]
     assert parameters["datasets"]["pranet"]["split"]["strategy"] == "pranet"
     runs = {run.name for run in grid_runs(parameters["reproduce"])}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,54 @@ def test_masks_without_foreground_warn_and_keep_their_row(
     assert summary["foreground_fraction"].tolist()[1] == 0
     assert len(summary) == 2
     assert "1 masks have no foreground" in caplog.text and "no_polyp" in caplog.text
+
+
+def test_jpeg_noise_is_counted_and_only_masks_with_grey_regions_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 40 JPEG masks of every quality and size (grey values along their edges only) and one with
+    # regions of 60, 128 and 200, as a broken export writes them.
+    pairs = []
+    for index in range(40):
+        side = (64, 160, 352, 600)[index % 4]
+        stem = f"jpeg{index:02d}"
+        image = write_image(tmp_path / "images" / f"{stem}.jpg", random_rgb(side, side))
+        mask = write_mask(
+            tmp_path / "masks" / f"{stem}.jpg", ellipse_mask(side, side), quality=30 + index * 2
+        )
+        pairs.append(SamplePair(stem, str(image), str(mask), "all"))
+    broken = ellipse_mask(96, 96).astype(np.uint8) * 255
+    broken[:20, :30], broken[40:56, 40:56], broken[80:, 70:] = 60, 128, 200
+    image = write_image(tmp_path / "images" / "broken.png", random_rgb(96, 96))
+    mask = write_image(tmp_path / "masks" / "broken.png", broken)
+    pairs.append(SamplePair("broken", str(image), str(mask), "all"))
+
+    with caplog.at_level(logging.INFO, logger="ssformer_repro.polyps.validation"):
+        summarise_pairs(pairs)
+
+    (noise,) = [record for record in caplog.records if "JPEG" in record.getMessage()]
+    assert noise.levelno == logging.INFO
+    assert noise.getMessage().startswith("40 of 41 masks have more than two grey values along")
+    (warning,) = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert "1 of 41 masks have mid-grey regions" in warning.getMessage()
+    assert re.search(r"check them: broken \([\d,]+ px of 60\.\.200\)$", warning.getMessage())
+
+
+def test_a_grey_band_along_the_edge_is_noise_but_beyond_a_jpeg_block_a_region(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def pair(stem: str, band: int) -> SamplePair:
+        mask = np.zeros((64, 64), np.uint8)
+        mask[:, 32:] = 255
+        mask[:, 32 - band : 32] = 100  # grey, below the threshold: background
+        image = write_image(tmp_path / "images" / f"{stem}.png", random_rgb(64, 64))
+        return SamplePair(stem, str(image), str(write_image(tmp_path / f"{stem}.png", mask)), "all")
+
+    with caplog.at_level(logging.INFO, logger="ssformer_repro.polyps.validation"):
+        summarise_pairs([pair("narrow", 12), pair("wide", 14)])
+
+    assert "1 of 2 masks have more than two grey values along their edges only" in caplog.text
+    assert "check them: wide (128 px of 100..100)" in caplog.text  # its 13th and 14th columns
 
 
 def test_overview_of_whole_dataset_is_one_row(tmp_path: Path) -> None:

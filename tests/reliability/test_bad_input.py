@@ -38,8 +38,8 @@ def write(path: Path, image: Image.Image) -> Path:
     return path
 
 
-def frame(mode: str = "RGB") -> Image.Image:
-    pixels = np.random.default_rng(0).integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)
+def frame(mode: str = "RGB", side: int = SIDE) -> Image.Image:
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
     return Image.fromarray(pixels).convert(mode)
 
 
@@ -141,34 +141,40 @@ def test_mask_of_another_size_is_a_clear_error_naming_both_files(tmp_path: Path)
 
 
 def soft_mask() -> np.ndarray:
-    """A mask with grey edges (values 0, 100, 200, 255): more than two values."""
-    values = disk_mask().astype(np.uint8) * 255
-    values[SIDE // 2, :4] = [100, 200, 100, 200]
+    """A 64 px mask with a region of 100 and one of 200 away from its edges (soft labels)."""
+    values = disk_mask(64, 64).astype(np.uint8) * 255
+    values[:8, :8], values[28:36, 28:36] = 100, 200
     return values
 
 
-def test_masks_with_more_than_two_values_are_counted_and_binarised(
+def soft_pair(root: Path) -> None:
+    write(root / "images" / "soft.png", frame(side=64))
+    write(root / "masks" / "soft.png", mask_image(soft_mask()))
+
+
+def test_masks_with_grey_regions_are_named_and_binarised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = folder_dataset(tmp_path, "ok", frame())
-    write(root / "images" / "soft.png", frame())
-    write(root / "masks" / "soft.png", mask_image(soft_mask()))
+    soft_pair(root)
 
     with caplog.at_level(logging.WARNING):
         summary = ingest(root, mask_threshold=127)
 
-    assert "1 of 3 masks have more than two grey values" in caplog.text
-    assert "binarised at grey value > 127: soft" in caplog.text
+    assert "1 of 3 masks have mid-grey regions" in caplog.text
+    assert "binarised at grey value > 127, check them: soft (128 px of 100..200)" in caplog.text
     fraction = summary.set_index("id").loc["soft", "foreground_fraction"]
     assert fraction == pytest.approx((soft_mask() > 127).mean())
 
 
 def test_masks_with_more_than_two_values_are_an_error_when_configured(tmp_path: Path) -> None:
     root = folder_dataset(tmp_path, "ok", frame())
-    write(root / "images" / "soft.png", frame())
-    write(root / "masks" / "soft.png", mask_image(soft_mask()))
+    soft_pair(root)
 
-    with pytest.raises(DatasetValidationError, match=r"soft: mask .*soft\.png has 4 grey values"):
+    with pytest.raises(
+        DatasetValidationError,
+        match=r"soft: mask .*soft\.png has 4 grey values, not two \(mid-grey regions: 128 px",
+    ):
         ingest(root, non_binary_masks="error")
     with pytest.raises(ValueError, match="non_binary_masks is 'ignore'"):
         ingest(root, non_binary_masks="ignore")

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image, ImageFile
 
 import ssformer_repro
-from tests.conftest import PROJECT_ROOT, copy_project
+from tests.conftest import PROJECT_ROOT, clean_project, copy_project
 
 SOURCE_FILES = sorted((PROJECT_ROOT / "src").rglob("*.py")) + sorted(
     (PROJECT_ROOT / "scripts").rglob("*.py")
@@ -90,7 +90,7 @@ def test_loading_a_checkpoint_refuses_pickled_code(tmp_path: Path) -> None:
 
 
 def test_catalog_has_no_pickle_datasets() -> None:
-    for catalog in sorted((PROJECT_ROOT / "conf").rglob("catalog*.yml")):
+    for catalog in sorted((clean_project() / "conf").rglob("catalog*.yml")):
         text = catalog.read_text(encoding="utf-8")
         assert not re.search(r"pickle|joblib", text, re.IGNORECASE), catalog
 
@@ -129,7 +129,7 @@ def test_documented_server_commands_bind_to_loopback() -> None:
 
 
 def test_no_code_binds_a_server_to_every_interface() -> None:
-    configuration = sorted((PROJECT_ROOT / "conf").rglob("*.yml"))
+    configuration = sorted((clean_project() / "conf").rglob("*.yml"))
     for path in SOURCE_FILES + configuration:
         assert "0.0.0.0" not in path.read_text(encoding="utf-8"), path
 

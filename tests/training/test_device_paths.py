@@ -44,7 +44,7 @@ from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.loop import train_segmenter
 from ssformer_repro.training.parts import Placement, RunParts
 from ssformer_repro.training.settings import TrainingSettings
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import clean_project
 from tests.tiny import (
     CONSTANT_LR,
     DiskDataset,
@@ -228,7 +228,7 @@ def test_every_cpu_capable_device_setting_passes_the_check():
 def demo_problems(**params) -> list[str]:
     """The problems `kedro run --env demo --params ...` reports for the demo's grid (the demo
     trains on the CPU)."""
-    parameters = load_parameters(PROJECT_ROOT, "demo", params)
+    parameters = load_parameters(clean_project(), "demo", params)
     runs = grid_runs(parameters["reproduce"])
     return check_parameters(parameters, parameters["data_processing"]["datasets"], runs)
 

@@ -260,6 +260,26 @@ def test_checkpoint_interval_may_change_on_resume(tmp_path):
     assert resumed.history["epoch"].tolist() == [1, 2]
 
 
+def test_training_runs_on_the_configured_cpu_threads_and_may_resume_on_others(tmp_path):
+    disks = DiskDataset()
+    before = torch.get_num_threads()
+    seen = []
+    train_segmenter(
+        tiny_model(),
+        disks,
+        disks,
+        config(epochs=1, threads=before + 1),
+        tmp_path,
+        "r",
+        on_epoch_end=lambda row: seen.append(torch.get_num_threads()),
+    )
+    assert seen == [before + 1] and torch.get_num_threads() == before
+
+    resumed = train_segmenter(tiny_model(), disks, disks, config(epochs=2), tmp_path, "r")
+
+    assert resumed.history["epoch"].tolist() == [1, 2]
+
+
 class NanAfter(nn.Module):
     """A conv model whose training forward passes return NaN from the `first_bad`-th call on."""
 

@@ -10,6 +10,8 @@ import pytest
 from kedro.config import OmegaConfigLoader
 
 from scripts.screenshot_viz import (
+    RENDER_TIMEOUT_S,
+    dismiss_overlays,
     fetch_json,
     flowchart_nodes,
     free_port,
@@ -18,6 +20,7 @@ from scripts.screenshot_viz import (
     layer_names,
     missing_browser_tools,
     open_flowchart,
+    visible_overlays,
 )
 from ssformer_repro.grid.runs import grid_runs
 from ssformer_repro.settings import CONFIG_LOADER_ARGS
@@ -73,21 +76,27 @@ def test_every_dataset_shown_has_a_catalog_layer(viz_url: str, pipeline: str) ->
         assert study == [layer for layer in CATALOG_LAYERS if layer != "inference"]
 
 
-def test_chromium_draws_the_collapsed_flowchart(
-    viz_url: str, demo_copy: Path, tmp_path: Path
-) -> None:
+def require_browser() -> None:
+    """Skip where SSFORMER_SKIP_BROWSER=1 says so, fail where Chromium or Selenium is missing."""
     missing = ", ".join(missing_browser_tools())
     if missing and os.environ.get(SKIP_BROWSER) == "1":
         pytest.skip(f"{SKIP_BROWSER}=1 and missing {missing}")
     if missing:
         pytest.fail(
-            f"the kedro-viz browser check needs {missing}: run .ci/setup "
+            f"the kedro-viz browser check needs {missing}: run .ci/setup --test "
             f"(or set {SKIP_BROWSER}=1 to skip this check explicitly)",
             pytrace=False,
         )
+
+
+def test_chromium_draws_the_collapsed_flowchart(
+    viz_url: str, demo_copy: Path, tmp_path: Path
+) -> None:
+    require_browser()
     grid = demo_grid(demo_copy)
     with headless_chromium() as driver:
         open_flowchart(driver, viz_url)
+        assert visible_overlays(driver) == []
         nodes = flowchart_nodes(driver)
         layers = layer_names(driver)
         screenshot = tmp_path / "kedro-viz.png"
@@ -99,3 +108,18 @@ def test_chromium_draws_the_collapsed_flowchart(
     assert "reporting.results_table" in nodes["data"]
     assert layers and set(layers) <= set(CATALOG_LAYERS)
     assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_first_visits_tour_and_banners_are_dismissed(viz_url: str) -> None:
+    require_browser()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with headless_chromium() as driver:
+        driver.get(f"{viz_url}/?pid=__default__")  # kedro-viz's own first-visit settings
+        WebDriverWait(driver, RENDER_TIMEOUT_S).until(
+            lambda driver: (
+                set(visible_overlays(driver)) >= {".feature-hints", ".update-reminder-unexpanded"}
+            )
+        )
+        dismiss_overlays(driver)
+        assert visible_overlays(driver) == []

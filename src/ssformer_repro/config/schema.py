@@ -103,6 +103,7 @@ class TrainingSettings(Settings):
     num_workers: NonNegativeInt = 0
     seed: NonNegativeInt = 0
     device: str = AUTO  # "auto", "cpu", "cuda" or "cuda:N"
+    threads: PositiveInt | None = None  # torch's CPU threads; None: torch's default
     amp: AmpMode = AUTO
     channels_last: BoolOrAuto = AUTO
     fused_optimizer: BoolOrAuto = AUTO  # AdamW's fused kernel (CUDA and CPU)
@@ -242,6 +243,7 @@ class EvaluationSettings(Settings):
     batch_size: PositiveInt = 16
     num_workers: NonNegativeInt = 0
     device: str = AUTO
+    threads: PositiveInt | None = None  # torch's CPU threads; None: torch's default
     tta: TtaMode = "none"  # with flips, the tables show the scores without and with TTA
     # NSD's tolerance, a fraction of the frame's diagonal (docs/reference.md §5.5)
     nsd_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.005

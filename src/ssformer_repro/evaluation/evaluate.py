@@ -35,7 +35,7 @@ from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_eval
 from ssformer_repro.storage.atomic import write_atomically
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
 from ssformer_repro.training.checkpoint import CheckpointError, load_best_model
-from ssformer_repro.training.device import amp_settings, resolve_device
+from ssformer_repro.training.device import amp_settings, cpu_threads, resolve_device
 from ssformer_repro.training.failures import explained_resource_errors
 
 logger = logging.getLogger(__name__)
@@ -135,8 +135,9 @@ def evaluation_key(
         "checkpoint": path_digest(checkpoint),
         "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
         "size_strata": size_strata,
+        # How many threads score sets the speed only: changing it alone re-scores nothing.
         "evaluation": EvaluationSettings.model_validate(settings["evaluation"]).model_dump(
-            mode="json"
+            mode="json", exclude={"threads"}
         ),
         "augmentation": AugmentationSettings.model_validate(settings["augmentation"]).model_dump(
             mode="json"
@@ -175,15 +176,19 @@ def _score(
     checkpoint: str | Path,
     size_strata: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The test scores with the evaluation's TTA; with TTA on, also those without it, beside."""
-    model = TrainedModel(run, settings, checkpoint)
-    per_image, metrics = _scores(model, split_manifest, model.tta, size_strata)
-    if model.tta != "none":
-        plain, plain_metrics = _scores(model, split_manifest, "none", size_strata)
-        plain = plain.set_index("id").loc[per_image["id"]]
-        for column in SCORE_COLUMNS:
-            per_image[f"{column}_without_tta"] = plain[column].to_numpy()
-        metrics["without_tta"] = {key: plain_metrics[key] for key in (*SUMMARY_KEYS, "test_sets")}
+    """The test scores with the evaluation's TTA; with TTA on, also those without it, beside;
+    torch on `evaluation.threads` CPU threads meanwhile."""
+    with cpu_threads(settings["evaluation"].get("threads")):
+        model = TrainedModel(run, settings, checkpoint)
+        per_image, metrics = _scores(model, split_manifest, model.tta, size_strata)
+        if model.tta != "none":
+            plain, plain_metrics = _scores(model, split_manifest, "none", size_strata)
+            plain = plain.set_index("id").loc[per_image["id"]]
+            for column in SCORE_COLUMNS:
+                per_image[f"{column}_without_tta"] = plain[column].to_numpy()
+            metrics["without_tta"] = {
+                key: plain_metrics[key] for key in (*SUMMARY_KEYS, "test_sets")
+            }
     return per_image, metrics
 
 

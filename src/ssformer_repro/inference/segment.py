@@ -84,7 +84,9 @@ def segment_folder(
                 _write_outputs(staging, frame, mask, probability, save_probabilities, save_overlays)
                 rows.append({**frame, **mask_statistics(mask, probability)})
             bar.update(len(batch["id"]) + len(batch["skipped"]))
-        table = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+        # Whole-number sizes, empty for skipped files (not floats beside NaN: "103.0").
+        sizes = {"height": "Int64", "width": "Int64"}
+        table = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS)).astype(sizes)
         table.to_csv(staging / PREDICTIONS_FILE, index=False)
     skipped = table[table["status"].str.startswith("skipped")]
     if len(skipped):

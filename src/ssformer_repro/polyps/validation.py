@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -18,6 +19,11 @@ SUMMARY_COLUMNS = ["id", "height", "width", "foreground_fraction"]
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 # What to do with a mask of more than two grey values (JPEG noise, soft labels, several classes).
 NON_BINARY_MASK_POLICIES = ("binarise", "error")
+# JPEG compression leaves grey values along a mask's edges, inside the 8x8 blocks the edge
+# crosses (at most 8 * sqrt(2) px from it); a mid-grey pixel farther away belongs to a grey
+# region: soft labels, several classes, a broken export.
+MID_GREY = (32, 223)
+EDGE_NOISE_PX = 12
 
 
 class DatasetValidationError(ValueError):
@@ -34,8 +40,9 @@ def summarise_pairs(
 
     All problems (unreadable files, image/mask size mismatches) are collected and raised
     together; masks without foreground only trigger a warning. Masks with more than two grey
-    values are counted and binarised at `mask_threshold` with a warning, or are problems too
-    when `non_binary_masks` is "error".
+    values are binarised at `mask_threshold`, or are problems too when `non_binary_masks` is
+    "error": those with grey values along their edges only (JPEG noise) are counted in a log
+    line, those with mid-grey regions are named in a warning.
     """
     if non_binary_masks not in NON_BINARY_MASK_POLICIES:
         raise ValueError(
@@ -43,7 +50,7 @@ def summarise_pairs(
         )
     rows = []
     problems = []
-    non_binary_ids = []
+    edge_noise_ids, grey_region_ids = [], []
     for pair in tqdm(pairs, desc="Validating pairs", disable=not progress):
         try:
             image = read_rgb(pair.image_path)
@@ -59,12 +66,17 @@ def summarise_pairs(
             continue
         grey_levels = np.count_nonzero(np.bincount(grey.ravel(), minlength=256))
         if grey_levels > 2:
-            non_binary_ids.append(pair.id)
+            grey_region = mid_grey_away_from_edges(grey, mask_threshold)
+            if grey_region is None:
+                edge_noise_ids.append(pair.id)
+            else:
+                grey_region_ids.append(f"{pair.id} ({grey_region})")
             if non_binary_masks == "error":
+                region = f" (mid-grey regions: {grey_region})" if grey_region else ""
                 problems.append(
-                    f"{pair.id}: mask {pair.mask_path} has {grey_levels} grey values, not two; "
-                    "set data_processing.non_binary_masks to 'binarise' to threshold it at grey "
-                    f"value > {mask_threshold}"
+                    f"{pair.id}: mask {pair.mask_path} has {grey_levels} grey values, not two"
+                    f"{region}; set data_processing.non_binary_masks to 'binarise' to threshold "
+                    f"it at grey value > {mask_threshold}"
                 )
                 continue
         mask = grey > mask_threshold
@@ -74,14 +86,25 @@ def summarise_pairs(
             f"{len(problems)} of {len(pairs)} image/mask pairs are invalid:\n  "
             + "\n  ".join(problems)
         )
-    if non_binary_ids:
-        logger.warning(
-            "%d of %d masks have more than two grey values (JPEG noise or soft labels); they were "
-            "binarised at grey value > %d: %s",
-            len(non_binary_ids),
+    if edge_noise_ids:
+        logger.info(
+            "%d of %d masks have more than two grey values along their edges only (JPEG "
+            "compression noise); they were binarised at grey value > %d.",
+            len(edge_noise_ids),
             len(pairs),
             mask_threshold,
-            ", ".join(non_binary_ids[:20]) + (" ..." if len(non_binary_ids) > 20 else ""),
+        )
+    if grey_region_ids:
+        logger.warning(
+            "%d of %d masks have mid-grey regions, grey values %d..%d farther than %d px from "
+            "their edges (soft labels, several classes or a broken export?); they were binarised "
+            "at grey value > %d, check them: %s",
+            len(grey_region_ids),
+            len(pairs),
+            *MID_GREY,
+            EDGE_NOISE_PX,
+            mask_threshold,
+            ", ".join(grey_region_ids[:20]) + (" ..." if len(grey_region_ids) > 20 else ""),
         )
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     empty_ids = summary.loc[summary["foreground_fraction"] == 0, "id"].tolist()
@@ -94,6 +117,24 @@ def summarise_pairs(
             ", ".join(empty_ids),
         )
     return summary
+
+
+def mid_grey_away_from_edges(grey: np.ndarray, threshold: int) -> str | None:
+    """How a mask's mid-grey pixels beyond JPEG's reach from its edges look ("1,234 px of
+    60..200"), None if there are none: its other grey values are compression noise."""
+    mid_grey = (grey >= MID_GREY[0]) & (grey <= MID_GREY[1])
+    if not mid_grey.any():
+        return None
+    binary = (grey > threshold).astype(np.uint8)
+    # Each pixel's distance to the nearest pixel on the other side of the threshold.
+    distance = np.maximum(
+        cv2.distanceTransform(binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE),
+        cv2.distanceTransform(1 - binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE),
+    )
+    values = grey[mid_grey & (distance > EDGE_NOISE_PX)]
+    if values.size == 0:
+        return None
+    return f"{values.size:,} px of {values.min()}..{values.max()}"
 
 
 def dataset_overview(summary: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 import functools
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -90,3 +92,21 @@ def cpu_supports_fp16() -> bool:
     except (RuntimeError, UserWarning, AttributeError):
         return False
     return product.dtype == torch.float16
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Torch's CPU threads set to `threads` inside, restored after (None: left as they are).
+
+    Torch takes one thread per core; on a machine shared with other work they wait on each
+    other, and fewer threads finish sooner (docs/benchmarks.md, "On a shared machine").
+    """
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

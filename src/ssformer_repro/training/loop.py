@@ -30,6 +30,7 @@ from ssformer_repro.training.checkpoint import (
     resume,
     run_fingerprint,
 )
+from ssformer_repro.training.device import cpu_threads
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.failures import applied_updates, count_skipped_steps
 from ssformer_repro.training.loss import build_loss
@@ -71,7 +72,8 @@ def train_segmenter(
     `run_dir/last.pt` exists with the same settings and `inputs` (what else the result depends
     on: model, augmentation, data, code; only `epochs` may grow), training resumes after its
     epoch; with num_workers=0 the result equals an uninterrupted run exactly. `metadata` (e.g.
-    the MLflow run id) is stored in last.pt beside them.
+    the MLflow run id) is stored in last.pt beside them. Torch uses `config.threads` CPU
+    threads meanwhile.
 
     Under torchrun every process calls this with the same arguments (docs/scaling.md): each
     trains on its share of every global batch of `batch_size` images in DistributedDataParallel;
@@ -86,43 +88,46 @@ def train_segmenter(
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_partial_writes(run_dir)  # left by a process killed while saving
 
-    placement = Placement.for_config(config, context)
-    if placement.device.type == "cuda":
-        # Inputs have one fixed size, so let cuDNN time and pick the fastest kernels.
-        torch.backends.cudnn.benchmark = True
-    seed_everything(config.seed)
-    parts = RunParts.build(model, config, placement)
-    last_path = run_dir / LAST_CHECKPOINT
-    state = (
-        resume(parts, last_path, config, run_name, context.is_main, inputs)
-        if last_path.exists()
-        else RunState()
-    )
-    if state.epoch == config.epochs:
-        logger.info("run %r: already trained for %d epochs; nothing to do.", run_name, state.epoch)
-        return _result(state, run_dir)
-
-    on_cuda = placement.device.type == "cuda"
-    train_loader, val_loader = make_loaders(train_set, val_set, config, context, parts, on_cuda)
-    with context.process_group(config.distributed_backend, placement.device):
-        # `parts.model` is the raw model (validated, saved); `model` is what training calls.
-        model = training_model(parts.model, config, context, placement.device)
-        epoch_step = EpochStep(
-            parts, model, build_loss(config.loss.model_dump()), placement, config, context
+    with cpu_threads(config.threads):
+        placement = Placement.for_config(config, context)
+        if placement.device.type == "cuda":
+            # Inputs have one fixed size, so let cuDNN time and pick the fastest kernels.
+            torch.backends.cudnn.benchmark = True
+        seed_everything(config.seed)
+        parts = RunParts.build(model, config, placement)
+        last_path = run_dir / LAST_CHECKPOINT
+        state = (
+            resume(parts, last_path, config, run_name, context.is_main, inputs)
+            if last_path.exists()
+            else RunState()
         )
-        fingerprint = json.loads(json.dumps(run_fingerprint(config, inputs)))
-        checkpoints = CheckpointWriter(run_dir, config, run_name, fingerprint, metadata or {})
-        for epoch in range(state.epoch + 1, config.epochs + 1):
-            where = f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}"
-            row = epoch_step(epoch, train_loader, val_loader, where)
-            improved = state.record(row)
-            if context.is_main:
-                checkpoints.after_epoch(parts, state, improved)
-                _log_epoch(run_name, config.epochs, row)
-                if on_epoch_end is not None:
-                    on_epoch_end(dict(row))
-            context.barrier()  # the others wait until rank 0 has saved this epoch
-    return _result(state, run_dir)
+        if state.epoch == config.epochs:
+            logger.info(
+                "run %r: already trained for %d epochs; nothing to do.", run_name, state.epoch
+            )
+            return _result(state, run_dir)
+
+        on_cuda = placement.device.type == "cuda"
+        train_loader, val_loader = make_loaders(train_set, val_set, config, context, parts, on_cuda)
+        with context.process_group(config.distributed_backend, placement.device):
+            # `parts.model` is the raw model (validated, saved); `model` is what training calls.
+            model = training_model(parts.model, config, context, placement.device)
+            epoch_step = EpochStep(
+                parts, model, build_loss(config.loss.model_dump()), placement, config, context
+            )
+            fingerprint = json.loads(json.dumps(run_fingerprint(config, inputs)))
+            checkpoints = CheckpointWriter(run_dir, config, run_name, fingerprint, metadata or {})
+            for epoch in range(state.epoch + 1, config.epochs + 1):
+                where = f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}"
+                row = epoch_step(epoch, train_loader, val_loader, where)
+                improved = state.record(row)
+                if context.is_main:
+                    checkpoints.after_epoch(parts, state, improved)
+                    _log_epoch(run_name, config.epochs, row)
+                    if on_epoch_end is not None:
+                        on_epoch_end(dict(row))
+                context.barrier()  # the others wait until rank 0 has saved this epoch
+        return _result(state, run_dir)
 
 
 @dataclass

@@ -4,7 +4,9 @@ config/schema.py), what may change on resume, and how "auto" settings resolve.""
 from ssformer_repro.config.schema import AUTO, TrainingSettings
 
 # Settings that may differ from those of the last.pt being resumed.
-RESUMABLE_CHANGES = frozenset({"epochs", "on_changed_settings", "checkpoint_every_seconds"})
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "on_changed_settings", "checkpoint_every_seconds", "threads"}
+)
 # What compile: "auto" means on every device, until a measurement shows compiling pays back.
 COMPILE_PAYS_BACK = False
 
