@@ -13,6 +13,7 @@ from ssformer_repro.models import build_configured_model
 from tests.polyps.conftest import write_pair
 
 RUN = GridRun("synth", "mit_b0", "sed", 1)
+STRATA = {"small_below": 0.05, "large_from": 0.2}
 EVALUATION = {"threshold": 0.5, "batch_size": 2, "num_workers": 0, "device": "cpu"}
 SETTINGS = {
     "model": {"pretrained": None, "head_options": {"sed": {}}},
@@ -43,10 +44,10 @@ def test_scoring_runs_on_the_configured_cpu_threads_and_a_change_of_them_rescore
     before = torch.get_num_threads()
     more = {**SETTINGS, "evaluation": {**EVALUATION, "threads": before + 1}}
 
-    scores, metrics = evaluate.evaluate_checkpoint(RUN, more, manifest, checkpoint, tmp_path)
+    scores, metrics = evaluate.evaluate_checkpoint(RUN, more, manifest, checkpoint, STRATA, tmp_path)
     assert threads_seen == [before + 1] and torch.get_num_threads() == before
 
-    again = evaluate.evaluate_checkpoint(RUN, SETTINGS, manifest, checkpoint, tmp_path)
+    again = evaluate.evaluate_checkpoint(RUN, SETTINGS, manifest, checkpoint, STRATA, tmp_path)
     assert threads_seen == [before + 1]  # kept from the first scoring
     pd.testing.assert_frame_equal(again[0], scores)
     assert again[1] == metrics
