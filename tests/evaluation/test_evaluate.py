@@ -1,0 +1,64 @@
+"""Scoring a run's checkpoint and drawing its test examples: each is done once per result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import pytest
+import torch
+
+from ssformer_repro.config.schema import EvaluationSettings
+from ssformer_repro.evaluation import evaluate
+from ssformer_repro.grid.runs import GridRun
+from ssformer_repro.models import build_configured_model
+from ssformer_repro.polyps.synthetic import generate_synthetic_polyps
+
+RUN = GridRun("synth", "mit_b0", "sed", 1)
+SETTINGS = {
+    "model": {"pretrained": None, "head_options": {"sed": {"embed_dim": 16}}},
+    "augmentation": {"image_size": 32},
+    "evaluation": EvaluationSettings(batch_size=4, device="cpu").model_dump(),
+}
+
+
+@pytest.fixture
+def scored_run(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, Path, Path]:
+    """A test split of four synthetic frames, a run's best.pt, its folder and its scores."""
+    rows = []
+    for image_id, image, mask in generate_synthetic_polyps(4, seed=0, min_size=40, max_size=48):
+        image_path, mask_path = tmp_path / f"{image_id}.png", tmp_path / f"{image_id}_mask.png"
+        cv2.imwrite(str(image_path), image[..., ::-1])
+        cv2.imwrite(str(mask_path), mask)
+        rows.append(dict(id=image_id, image_path=str(image_path), mask_path=str(mask_path)))
+    manifest = pd.DataFrame(rows).assign(split="test", subset="")
+    torch.manual_seed(0)
+    network = build_configured_model(RUN.backbone, RUN.head, SETTINGS["model"], False)
+    checkpoint = tmp_path / "best.pt"
+    torch.save({"model": network.state_dict()}, checkpoint)
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    scores, _ = evaluate.evaluate_checkpoint(RUN, SETTINGS, manifest, checkpoint, run_folder)
+    return manifest, scores, checkpoint, run_folder
+
+
+def test_test_examples_are_drawn_once_per_result(
+    scored_run: tuple[pd.DataFrame, pd.DataFrame, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest, scores, checkpoint, run_folder = scored_run
+    png = evaluate.plot_test_examples(RUN, SETTINGS, manifest, scores, checkpoint, run_folder)
+    assert png.startswith(b"\x89PNG")
+    assert (run_folder / evaluate.EXAMPLES_FIGURE).read_bytes() == png
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the figure of an unchanged result is drawn again")
+
+    monkeypatch.setattr(evaluate, "TrainedModel", no_model)
+    again = evaluate.plot_test_examples(RUN, SETTINGS, manifest, scores, checkpoint, run_folder)
+    assert again == png
+
+    # another result (here, another threshold) is drawn again, from the model
+    changed = {**SETTINGS, "evaluation": {**SETTINGS["evaluation"], "threshold": 0.4}}
+    with pytest.raises(AssertionError, match="drawn again"):
+        evaluate.plot_test_examples(RUN, changed, manifest, scores, checkpoint, run_folder)
