@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from ssformer_repro.polyps.augment import build_eval_transform
 from ssformer_repro.polyps.io import read_rgb
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
-from ssformer_repro.storage.atomic import write_atomically
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
+from ssformer_repro.storage.records import store_record, stored_record
 from ssformer_repro.training.checkpoint import CheckpointError, load_best_model
 from ssformer_repro.training.device import amp_settings, resolve_device
 from ssformer_repro.training.failures import explained_resource_errors
@@ -130,7 +129,7 @@ def evaluation_key(
 
 def _stored_evaluation(run_folder: Path, key: dict) -> tuple[pd.DataFrame, dict] | None:
     scores = run_folder / EVALUATION_SCORES
-    stored = _stored_record(run_folder / EVALUATION_RECORD, key, scores)
+    stored = stored_record(run_folder / EVALUATION_RECORD, key, scores)
     if stored is None:
         return None
     per_image = pd.read_csv(scores, dtype={"id": str}, keep_default_na=False)
@@ -138,30 +137,11 @@ def _stored_evaluation(run_folder: Path, key: dict) -> tuple[pd.DataFrame, dict]
 
 
 def _store_evaluation(run_folder: Path, key: dict, per_image: pd.DataFrame, metrics: dict) -> None:
-    _store_record(
+    store_record(
         run_folder / EVALUATION_RECORD,
         {"key": key, "metrics": metrics},
-        run_folder / EVALUATION_SCORES,
-        per_image.to_csv(index=False).encode(),
+        {run_folder / EVALUATION_SCORES: per_image.to_csv(index=False).encode()},
     )
-
-
-def _stored_record(record: Path, key: dict, result: Path) -> dict | None:
-    """`record`'s contents when it was written with `key` and `result` exists beside it."""
-    if not (record.is_file() and result.is_file()):
-        return None
-    try:
-        stored = json.loads(record.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return stored if stored.get("key") == key else None
-
-
-def _store_record(record: Path, contents: dict, result: Path, data: bytes) -> None:
-    """Write `data` to `result`, then `record` (so a record always describes its result)."""
-    write_atomically(result, lambda file: file.write(data))
-    text = json.dumps(contents, indent=2).encode()
-    write_atomically(record, lambda file: file.write(text))
 
 
 def _score(
@@ -247,12 +227,14 @@ def plot_test_examples(
     key = evaluation_key(settings, split_manifest, checkpoint)
     if run_folder is not None:
         figure_file = run_folder / EXAMPLES_FIGURE
-        if _stored_record(run_folder / EXAMPLES_RECORD, key, figure_file) is not None:
+        if stored_record(run_folder / EXAMPLES_RECORD, key, figure_file) is not None:
             logger.info("run %r: test examples already drawn from this checkpoint.", run.name)
             return figure_file.read_bytes()
     png = figure_png(_examples_figure(run, settings, split_manifest, test_scores, checkpoint))
     if run_folder is not None:
-        _store_record(run_folder / EXAMPLES_RECORD, {"key": key}, run_folder / EXAMPLES_FIGURE, png)
+        store_record(
+            run_folder / EXAMPLES_RECORD, {"key": key}, {run_folder / EXAMPLES_FIGURE: png}
+        )
     return png
 
 
