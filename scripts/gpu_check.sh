@@ -23,8 +23,8 @@
 #   install         the wheels, offline; the project's imports
 #   gpu-tests       pytest -m gpu tests/gpu (CUDA training, resume, channels-last + fused AdamW,
 #                   evaluation bf16 vs fp32, out of memory, torchrun NCCL, then compile)
-#   kedro-run       the demo's synth_kvasir.mit_b0.sed run, 2 epochs at 352 px on CUDA: `kedro run
-#                   --env=demo --pipelines=data_processing,training` (data, training, test
+#   kedro-run       the demo's synth_kvasir.mit_b0.sed.seed42 run, 2 epochs at 352 px on CUDA,
+#                   `kedro run --env=demo --pipelines=data_processing,training` (data, training, test
 #                   scores; the reporting pipeline compares heads, so it needs two runs or more),
 #                   in a scratch copy of the project
 #   benchmark-*     python -m ssformer_repro.benchmark at 352 px, batch 16 (halved where memory
@@ -81,12 +81,14 @@ EXTRA_PARTS=(
 )
 PACKED_RUNS=(synth_kvasir.mit_b0.sed.seed42 synth_kvasir.mit_b0.pld.seed42 synth_kvasir.mit_b1.sed.seed42)
 KEDRO_PARAMS=(
-    "reproduce.only=synth_kvasir.mit_b0.sed"
+    "reproduce.only=synth_kvasir.mit_b0.sed.seed42"
     "reproduce.datasets=[synth_kvasir]"
     "data_processing.datasets=[synth_kvasir]"
     "augmentation.image_size=352"
     "data_processing.cache_size=352"
     "training.epochs=2"
+    # the study's head width, not the demo's narrow CPU heads (conf/demo: embed_dim 64)
+    "model.head_options.sed.embed_dim=null"
     "training.device=cuda"
     "training.num_workers=4"
     "evaluation.device=cuda"
@@ -106,6 +108,9 @@ PACKING_PARAMS=(
     "data_processing.cache_size=352"
     "training.epochs=4"
     "training.batch_size=16"
+    # the study's head width, not the demo's narrow CPU heads (conf/demo: embed_dim 64)
+    "model.head_options.pld.embed_dim=null"
+    "model.head_options.sed.embed_dim=null"
     "training.device=cuda"
     "training.num_workers=4"
     "evaluation.device=cuda"

@@ -171,13 +171,14 @@ def edit_yaml(path: Path, change) -> None:
 
 
 def shrink_demo(
-    project: Path, heads: int = 2, n_images: int = 20, tracking: bool = True
+    project: Path, heads: int = 2, n_images: int = 20, tracking: bool = True, seeds: int = 1
 ) -> list[str]:
     """A project copy's demo cut to one dataset of `n_images`, one backbone, the first `heads`
-    heads and one epoch (MLflow on or off); returns the run names."""
+    heads, the first `seeds` seeds and one epoch (MLflow on or off); returns the run names."""
     conf = project / "conf" / "demo"
     grid = yaml.safe_load((conf / "parameters_reproduce.yml").read_text())["reproduce"]
     dataset, backbone, chosen = grid["datasets"][0], grid["backbones"][0], grid["heads"][:heads]
+    seeds_kept = grid["seeds"][:seeds]
 
     def data_processing(parameters: dict) -> None:
         parameters["data_processing"]["datasets"] = [dataset]
@@ -185,17 +186,12 @@ def shrink_demo(
 
     edit_yaml(
         conf / "parameters_reproduce.yml",
-        lambda p: p["reproduce"].update(datasets=[dataset], backbones=[backbone], heads=chosen),
+        lambda p: p["reproduce"].update(
+            datasets=[dataset], backbones=[backbone], heads=chosen, seeds=seeds_kept
+        ),
     )
     edit_yaml(conf / "parameters_data_processing.yml", data_processing)
     edit_yaml(conf / "parameters_training.yml", lambda p: p["training"].update(epochs=1))
-    edit_yaml(
-        conf / "parameters_reporting.yml",
-        lambda p: p.update(
-            model_sizes={"backbones": [backbone], "heads": chosen[:1], "image_size": 64}
-        ),
-    )
     if not tracking:
         edit_yaml(conf / "parameters_tracking.yml", lambda p: p.update(tracking={"enabled": False}))
-    seeds = grid.get("seeds") or [42]
-    return [f"{dataset}.{backbone}.{head}.seed{seed}" for head in chosen for seed in seeds]
+    return [f"{dataset}.{backbone}.{head}.seed{seed}" for head in chosen for seed in seeds_kept]

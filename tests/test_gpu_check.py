@@ -71,6 +71,7 @@ def test_the_kedro_run_part_is_one_valid_run_of_the_demo(plan: str) -> None:
     ]
     assert parameters["augmentation"]["image_size"] == 352
     assert parameters["training"]["device"] == "cuda"
+    assert parameters["model"]["head_options"]["sed"]["embed_dim"] is None  # the study's width
 
 
 def test_the_packing_part_trains_runs_of_its_grid(plan: str) -> None:

@@ -142,7 +142,7 @@ class MlflowRunHook:
             return
         summary = inputs.get(f"{node.namespace}.training_summary")
         metrics = outputs.get(f"{node.namespace}.test_metrics")
-        figure = outputs.get(f"{node.namespace}.prediction_examples")
+        figure = outputs.get(f"{node.namespace}.prediction_examples")  # PNG bytes
         if summary is None or (metrics is None and figure is None):
             return
         from ssformer_repro.tracking.runs import existing_child_run
@@ -161,7 +161,7 @@ class MlflowRunHook:
                 | {f"test_{name}": value for name, value in metrics["toolbox"].items()}
             )
         if figure is not None:
-            tracked.log_figure(figure, "test_predictions.png")
+            tracked.log_file_once(figure, "test_predictions.png")
 
     def _log_verdict(self, outputs: dict[str, Any]) -> None:
         import mlflow

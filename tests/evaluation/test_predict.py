@@ -15,7 +15,7 @@ from ssformer_repro.evaluation.predict import (
     predict_probabilities,
 )
 from ssformer_repro.evaluation.predict import evaluate_predictions as evaluate_with
-from ssformer_repro.evaluation.toolbox import RESULT_KEYS
+from ssformer_repro.evaluation.toolbox import RESULT_KEYS, ToolboxMetrics
 
 INPUT_SIZE = 16
 MASK_SIZES = {"wide": (30, 40), "tall": (50, 20)}
@@ -161,6 +161,27 @@ def test_each_test_set_is_scored_on_its_own_and_pooled():
     assert toolbox["Kvasir"]["mae"] == pytest.approx(0.0)
     assert toolbox["ETIS"]["mae"] == pytest.approx(0.5)
     assert toolbox["pooled"]["mae"] == pytest.approx(1 / 3)
+
+
+def test_one_test_set_is_scored_once_as_the_pooled_set(monkeypatch: pytest.MonkeyPatch):
+    gt = np.zeros((8, 8), dtype=bool)
+    gt[:, :4] = True
+    half = np.zeros((8, 8), dtype=np.float32)
+    half[:, 2:6] = 0.9
+    predictions = [("a", gt.astype(np.float32), gt), ("b", half, gt)]
+    _, expected = evaluate_predictions(predictions)
+    steps = []
+    original = ToolboxMetrics.step
+    monkeypatch.setattr(
+        ToolboxMetrics, "step", lambda self, *args: steps.append(1) or original(self, *args)
+    )
+
+    _, toolbox = evaluate_predictions(predictions, test_sets={"a": "Kvasir", "b": "Kvasir"})
+
+    assert len(steps) == len(predictions)  # not once more for the set
+    assert toolbox == {"pooled": expected["pooled"], "Kvasir": expected["pooled"]}
+    with pytest.raises(ValueError, match="'b' is in no test set"):
+        evaluate_predictions(predictions, test_sets={"a": "Kvasir"})
 
 
 def test_evaluate_predictions_threshold_is_strict():

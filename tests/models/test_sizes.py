@@ -7,13 +7,14 @@ import segmentation_models_pytorch.encoders.mix_transformer as smp_mit
 import torch
 from torch import nn
 
-from ssformer_repro.models import Segmenter, available_heads
+from ssformer_repro.models import Segmenter, available_heads, build_model, sizes
 from ssformer_repro.models.backbones import BACKBONES, build_backbone
 from ssformer_repro.models.heads import build_head
 from ssformer_repro.models.sizes import (
     REFERENCE_SIZES,
     count_parameters,
     forward_gflops,
+    forward_gflops_on_meta,
     model_size_table,
     reference_sizes,
     state_dict_megabytes,
@@ -73,7 +74,8 @@ def test_mit_model_sizes_match_the_references():
 
 
 def test_model_size_table_joins_references():
-    table = model_size_table(["mit_b0", "pvt_v2_b0"], ["sed", "pld"], size=64)
+    models = [("mit_b0", "sed"), ("mit_b0", "pld"), ("pvt_v2_b0", "sed"), ("pvt_v2_b0", "pld")]
+    table = model_size_table([*models, ("mit_b0", "sed")], size=64)  # each model once
     assert list(table.columns) == [
         "backbone",
         "head",
@@ -84,12 +86,7 @@ def test_model_size_table_joins_references():
         "reference_source",
         "relative_difference",
     ]
-    assert list(zip(table["backbone"], table["head"], strict=True)) == [
-        ("mit_b0", "sed"),
-        ("mit_b0", "pld"),
-        ("pvt_v2_b0", "sed"),
-        ("pvt_v2_b0", "pld"),
-    ]
+    assert list(zip(table["backbone"], table["head"], strict=True)) == models
     mit_rows = table[table["backbone"] == "mit_b0"]
     assert (mit_rows["relative_difference"].abs() < TOLERANCE).all()
     assert math.isnan(table["reference_megabytes"].iloc[2])
@@ -101,3 +98,35 @@ def test_mit_b0_gflops_at_352_match_reference_section_7(head, reference_gflops):
     spec = BACKBONES["mit_b0"]
     model = Segmenter(build_backbone("mit_b0"), build_head(head, spec.channels, spec.embed_dim))
     assert forward_gflops(model, size=352) == pytest.approx(reference_gflops, abs=0.05)
+
+
+@pytest.mark.parametrize("backbone", ["mit_b0", "pvt_v2_b0"])
+def test_counts_on_meta_equal_those_of_the_built_model(backbone):
+    """The table counts on meta; a built model (initialised, run on an image) gives the same."""
+    heads = available_heads()
+    table = model_size_table([(backbone, head) for head in heads], size=64).set_index("head")
+    counted = forward_gflops_on_meta([backbone], heads, 64)
+    for head in heads:
+        torch.manual_seed(0)
+        model = build_model(backbone, head)
+        assert table.loc[head, "params"] == count_parameters(model)
+        assert table.loc[head, "megabytes"] == state_dict_megabytes(model)  # to the byte
+        assert counted[(backbone, head)] == pytest.approx(forward_gflops(model, 64))
+        assert table.loc[head, "gflops"] == counted[(backbone, head)]
+
+
+def test_an_unchanged_table_is_read_from_its_record(tmp_path, monkeypatch):
+    record = tmp_path / "model_sizes_record.json"
+    models = [("mit_b0", "sed"), ("pvt_v2_b0", "pld")]  # with and without a reference size
+    counted = model_size_table(models, size=64, record=record)
+
+    def no_counting(*args):
+        raise AssertionError("an unchanged table is counted again")
+
+    monkeypatch.setattr(sizes, "_counted_table", no_counting)
+    again = model_size_table(models, size=64, record=record)
+    assert again.to_csv(index=False) == counted.to_csv(index=False)  # the same CSV, to the byte
+    with pytest.raises(AssertionError, match="counted again"):
+        model_size_table(models, size=32, record=record)  # another size: counted
+    with pytest.raises(AssertionError, match="counted again"):
+        model_size_table(models[:1], size=64, record=record)  # other models: counted

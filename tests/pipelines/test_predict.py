@@ -122,9 +122,10 @@ def test_export_is_checked_and_served_by_mlflow(reproduced: Path, tmp_path: Path
     report = json.loads((folder / "export.json").read_text())
     assert (folder / "model.onnx").stat().st_size > 100_000
     assert report["onnx_check"]["max_abs_difference"] <= 1e-4
-    assert [64, 64] in [shape[1:] for shape in report["onnx_check"]["shapes"]]
+    size = load_parameters(reproduced, "demo")["augmentation"]["image_size"]
+    assert [size, size] in [shape[1:] for shape in report["onnx_check"]["shapes"]]
 
-    image = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    image = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
     (tmp_path / "input.json").write_text(json.dumps({"inputs": image.tolist()}))
     served = subprocess.run(
         [
@@ -154,5 +155,5 @@ def test_export_is_checked_and_served_by_mlflow(reproduced: Path, tmp_path: Path
     probabilities = np.array(json.loads((tmp_path / "out.json").read_text())["predictions"])
     with torch.inference_mode():
         expected = ProbabilityModel(trained(reproduced, run).network)(torch.from_numpy(image))
-    assert probabilities.shape == (1, 1, 64, 64)
+    assert probabilities.shape == (1, 1, size, size)
     assert np.abs(probabilities - expected.numpy()).max() <= 1e-5

@@ -144,9 +144,7 @@ PRANET_ENV = {
         "model": {"pretrained": None},
         "evaluation": {"batch_size": 8, "num_workers": 0},
     },
-    "parameters_reporting": {
-        "model_sizes": {"backbones": ["pvt_v2_b0"], "heads": ["sed"], "image_size": 64}
-    },
+    "parameters_reporting": {"model_sizes": {"image_size": 64}},
     "parameters_tracking": {"tracking": {"enabled": False}},
 }
 

@@ -45,16 +45,23 @@ def children(project: Path) -> list:
     return [run for run in runs if run.info.run_name == RUN]
 
 
-def test_a_finished_run_is_not_retrained_rescored_or_logged_again(project: Path) -> None:
+def test_a_finished_run_is_not_retrained_rescored_redrawn_or_logged_again(project: Path) -> None:
     kedro(project, *TRAIN)
     scores = (project / f"data/demo/07_model_output/{RUN}/test_scores.csv").read_bytes()
+    figure = project / f"data/demo/08_reporting/predictions/{RUN}/test_predictions.png"
+    drawn = figure.read_bytes()
     again = kedro(project, *TRAIN)
     log = output(again)
     assert "already trained for 1 epochs; nothing to do" in log
     assert "test split already scored from this checkpoint" in log
+    assert "test examples already drawn from this checkpoint" in log
     assert (project / f"data/demo/07_model_output/{RUN}/test_scores.csv").read_bytes() == scores
+    assert figure.read_bytes() == drawn and drawn.startswith(b"\x89PNG")
     (child,) = children(project)  # one MLflow run per model, not one per `kedro run`
     assert "test_mdice" in child.data.metrics
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    logged = client.download_artifacts(child.info.run_id, "test_predictions.png", str(project))
+    assert Path(logged).read_bytes() == drawn
 
 
 def test_outputs_follow_the_umask_for_readers_on_a_shared_disk(project: Path) -> None:

@@ -47,7 +47,7 @@ def grid_env(split: dict, seeds: list[int], n_images: int) -> dict:
             "evaluation": {"batch_size": 8, "num_workers": 0},
         },
         "parameters_reporting": {
-            "model_sizes": {"backbones": ["mit_b0"], "heads": ["sed"], "image_size": 32},
+            "model_sizes": {"image_size": 32},
             "statistics": {"bootstrap_samples": 200},
         },
     }

@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
-from torch.overrides import TorchFunctionMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from ssformer_repro.benchmark.common import table
 from ssformer_repro.config import loader
 from ssformer_repro.grid.runs import parameter_grid
-from ssformer_repro.models.backbones import build_backbone, get_backbone_spec
-from ssformer_repro.models.heads import build_head
+from ssformer_repro.models.sizes import forward_gflops_on_meta
 from ssformer_repro.polyps.splits import split_for_fold
 
 logger = logging.getLogger(__name__)
@@ -34,47 +30,6 @@ BACKWARD_FACTOR = 3  # forward + backward of a training step cost about 3 forwar
 # (train, val) images of the published splits: Kvasir-SEG and CVC-ClinicDB as the reproduction
 # report split them, PraNet's training set (Kvasir + ClinicDB) with a 10 % validation part.
 PUBLISHED_SPLITS = {"kvasir": (800, 100), "clinicdb": (490, 61), "pranet": (1305, 145)}
-FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn}
-
-
-class _OnMeta(TorchFunctionMode):
-    """Build modules with no memory and no initialisation: new tensors go to the meta device,
-    in-place operations on meta tensors (the weight initialisation) are skipped. Unlike
-    `with torch.device("meta")`, other tensors stay on the CPU: smp's MiT reads its drop-path
-    rates back with `torch.linspace(...).item()`."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
-        kwargs = dict(kwargs or {})
-        if func in FACTORIES and kwargs.get("device") is None:
-            kwargs["device"] = "meta"
-        name = getattr(func, "__name__", "_")
-        if name.endswith("_") and name[0] != "_" and args and getattr(args[0], "is_meta", False):
-            return args[0]
-        return func(*args, **kwargs)
-
-
-def _flops(module: torch.nn.Module, inputs: Any) -> tuple[int, Any]:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        outputs = module.eval()(inputs)
-    return counter.get_total_flops(), outputs
-
-
-def forward_gflops_on_meta(
-    backbones: Iterable[str], heads: Sequence[str], size: int
-) -> dict[tuple[str, str], float]:
-    """Forward GFLOPs of one size x size image of each backbone + head, as `models.sizes` counts
-    them but on meta, faster: each backbone is counted once, each head on its outputs."""
-    gflops = {}
-    for backbone in backbones:
-        spec = get_backbone_spec(backbone)
-        with _OnMeta():
-            encoder = build_backbone(backbone).to("meta")
-            decoders = {head: build_head(head, spec.channels, spec.embed_dim) for head in heads}
-        encoder_flops, features = _flops(encoder, torch.zeros(1, 3, size, size, device="meta"))
-        for head, decoder in decoders.items():
-            head_flops, _ = _flops(decoder.to("meta"), features)
-            gflops[(backbone, head)] = (encoder_flops + head_flops) / 1e9
-    return gflops
 
 
 def configured_grid(project: Path, env: str | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from ssformer_repro.benchmark.data import training_dataset
 from ssformer_repro.benchmark.reference import ReferenceTrainer
 from ssformer_repro.benchmark.settings import BenchmarkSettings
 from ssformer_repro.models import build_model
+from ssformer_repro.models.sizes import forward_gflops_on_meta
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.loop import train_one_epoch
 from ssformer_repro.training.loss import build_loss
@@ -39,7 +40,7 @@ def measure(run: Run) -> dict[str, Any]:
 
 def measure_training(backbone: str, head: str, run: Run, settings: BenchmarkSettings) -> list:
     """Rows of images/s and TFLOP/s of both loops in both modes; ours with its speed-up."""
-    gflops = estimate.forward_gflops_on_meta([backbone], [head], settings.size)[(backbone, head)]
+    gflops = forward_gflops_on_meta([backbone], [head], settings.size)[(backbone, head)]
     row = dict(backbone=backbone, head=head, size=settings.size, batch_size=settings.batch_size)
     rows = []
     for mode in ("compute", "end_to_end"):

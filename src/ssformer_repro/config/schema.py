@@ -408,8 +408,8 @@ class TrackingSettings(Settings):
 
 
 class ModelSizesSettings(Settings):
-    backbones: list[str]
-    heads: list[str]
+    """The model-size table of the grid's models (backbone x head of its runs)."""
+
     image_size: PositiveInt = 352
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ssformer_repro.config.schema import AugmentationSettings, EvaluationSettings
 from ssformer_repro.evaluation.boundary import boundary_convention
-from ssformer_repro.evaluation.figures import plot_prediction_examples, select_examples
+from ssformer_repro.evaluation.figures import figure_png, plot_prediction_examples, select_examples
 from ssformer_repro.evaluation.metrics import (
     EMPTY_MASK_CONVENTION,
     SUMMARY_KEYS,
@@ -32,20 +31,23 @@ from ssformer_repro.polyps.augment import build_eval_transform
 from ssformer_repro.polyps.io import read_rgb
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
-from ssformer_repro.storage.atomic import write_atomically
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
+from ssformer_repro.storage.records import store_record, stored_record
 from ssformer_repro.training.checkpoint import CheckpointError, load_best_model
 from ssformer_repro.training.device import amp_settings, cpu_threads, resolve_device
 from ssformer_repro.training.failures import explained_resource_errors
 
 logger = logging.getLogger(__name__)
 
-# Kept in the run's folder (data/06_models/<run>/): the last scores and what they came from.
+# Kept in the run's folder (data/06_models/<run>/): the last scores and example figure, and
+# what they came from.
 EVALUATION_RECORD = "evaluation.json"
 EVALUATION_SCORES = "evaluation_scores.csv"
 # Read back from CSV, an empty HD95 is NaN (undefined: one mask empty); every other empty field
 # stays "" as the catalog reads it (keep_default_na: false keeps ids such as "NA" strings).
 UNDEFINED_SCORES = {column: [""] for column in ("hd95", "hd95_without_tta")}
+EXAMPLES_RECORD = "test_predictions.json"
+EXAMPLES_FIGURE = "test_predictions.png"
 POOLING = (
     "mdice, miou, mnsd, mhd95, hd95_undefined, n_images and toolbox are over every test image "
     "pooled; test_sets holds each test set's own; mean_over_test_sets is the unweighted mean of "
@@ -147,14 +149,9 @@ def evaluation_key(
 
 
 def _stored_evaluation(run_folder: Path, key: dict) -> tuple[pd.DataFrame, dict] | None:
-    record, scores = run_folder / EVALUATION_RECORD, run_folder / EVALUATION_SCORES
-    if not (record.is_file() and scores.is_file()):
-        return None
-    try:
-        stored = json.loads(record.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    if stored.get("key") != key:
+    scores = run_folder / EVALUATION_SCORES
+    stored = stored_record(run_folder / EVALUATION_RECORD, key, scores)
+    if stored is None:
         return None
     per_image = pd.read_csv(
         scores, dtype={"id": str}, keep_default_na=False, na_values=UNDEFINED_SCORES
@@ -163,10 +160,11 @@ def _stored_evaluation(run_folder: Path, key: dict) -> tuple[pd.DataFrame, dict]
 
 
 def _store_evaluation(run_folder: Path, key: dict, per_image: pd.DataFrame, metrics: dict) -> None:
-    scores = per_image.to_csv(index=False).encode()
-    write_atomically(run_folder / EVALUATION_SCORES, lambda file: file.write(scores))
-    record = json.dumps({"key": key, "metrics": metrics}, indent=2).encode()
-    write_atomically(run_folder / EVALUATION_RECORD, lambda file: file.write(record))
+    store_record(
+        run_folder / EVALUATION_RECORD,
+        {"key": key, "metrics": metrics},
+        {run_folder / EVALUATION_SCORES: per_image.to_csv(index=False).encode()},
+    )
 
 
 def _score(
@@ -254,10 +252,38 @@ def plot_test_examples(
     split_manifest: pd.DataFrame,
     test_scores: pd.DataFrame,
     checkpoint: str | Path,
+    run_folder: Path | None = None,
+) -> bytes:
+    """The best, median and worst test images by Dice, with the model's predictions (PNG).
+
+    With `run_folder`, the figure is kept there with what it was drawn from (what the test
+    scores depend on, `evaluation_key`); drawing the same again returns it without loading the
+    model.
+    """
+    split_manifest = split_for_fold(split_manifest, run.fold)
+    key = evaluation_key(settings, split_manifest, checkpoint)
+    if run_folder is not None:
+        figure_file = run_folder / EXAMPLES_FIGURE
+        if stored_record(run_folder / EXAMPLES_RECORD, key, figure_file) is not None:
+            logger.info("run %r: test examples already drawn from this checkpoint.", run.name)
+            return figure_file.read_bytes()
+    png = figure_png(_examples_figure(run, settings, split_manifest, test_scores, checkpoint))
+    if run_folder is not None:
+        store_record(
+            run_folder / EXAMPLES_RECORD, {"key": key}, {run_folder / EXAMPLES_FIGURE: png}
+        )
+    return png
+
+
+def _examples_figure(
+    run: GridRun,
+    settings: dict[str, Any],
+    split_manifest: pd.DataFrame,
+    test_scores: pd.DataFrame,
+    checkpoint: str | Path,
 ) -> Figure:
-    """The best, median and worst test images by Dice, with the model's predictions."""
     model = TrainedModel(run, settings, checkpoint)
-    test_set = model.test_set(split_for_fold(split_manifest, run.fold))
+    test_set = model.test_set(split_manifest)
     rows = test_set.samples
     chosen = select_examples(test_scores)
     positions = [rows.index[rows["id"] == image_id][0] for image_id in chosen.values()]

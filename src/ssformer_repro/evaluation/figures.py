@@ -1,5 +1,7 @@
 """Figures of example predictions: image, ground truth, thresholded prediction and an error overlay."""
 
+import io
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -14,6 +16,7 @@ OUTCOME_COLOURS = {
     "false negative": (0.0, 0.4, 1.0),
 }
 OVERLAY_ALPHA = 0.5
+FIGURE_DPI = 100  # as the catalog saves the reporting figures
 COLUMN_TITLES = ("image", "ground truth", "prediction", "overlay")
 
 
@@ -65,6 +68,13 @@ def plot_prediction_examples(
     if title:
         figure.suptitle(title)
     return figure
+
+
+def figure_png(figure: Figure, dpi: int = FIGURE_DPI) -> bytes:
+    """`figure` drawn as a PNG file's bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def error_overlay(image: np.ndarray, mask: np.ndarray, prediction: np.ndarray) -> np.ndarray:

@@ -141,19 +141,25 @@ def evaluate_predictions(
 
     `size_strata` holds the size thresholds (`polyps.strata.size_thresholds`); `nsd_tolerance`
     is NSD's tolerance as a fraction of the frame's diagonal (None leaves the boundary metrics
-    out: the benchmark's baseline). `test_sets` maps image ids to their test set (one set,
+    out: the benchmark's baseline). `test_sets` maps every image id to its test set (one set,
     "test", when None); the per-image table keeps each image's set, and the toolbox metrics
     come per set and pooled over all images: {"pooled": {...}, "<set>": {...}, ...}.
     """
-    toolboxes: dict[str, ToolboxMetrics] = {POOLED: ToolboxMetrics()}
+    pooled = ToolboxMetrics()
+    toolboxes: dict[str, ToolboxMetrics] = {POOLED: pooled}
+    named_sets = set((test_sets or {}).values())
+    if len(named_sets) == 1:  # one test set: its toolbox metrics are the pooled ones
+        toolboxes[named_sets.pop()] = pooled
     rows = []
     for image_id, probability, gt in tqdm(predictions, desc="evaluating", disable=not progress):
         pred = binarise(torch.from_numpy(probability), threshold)
         dice, iou = dice_iou(pred[None], torch.from_numpy(gt)[None])
-        test_set = (test_sets or {}).get(image_id, DEFAULT_TEST_SET)
-        toolboxes[POOLED].step(probability, gt)
+        test_set = _test_set(test_sets, image_id)
+        pooled.step(probability, gt)
         if test_sets is not None:
-            toolboxes.setdefault(test_set, ToolboxMetrics()).step(probability, gt)
+            toolbox = toolboxes.setdefault(test_set, ToolboxMetrics())
+            if toolbox is not pooled:
+                toolbox.step(probability, gt)
         height, width = gt.shape
         foreground_fraction = float(gt.mean())
         polyps = count_polyps(gt)
@@ -184,7 +190,20 @@ def evaluate_predictions(
     duplicated = per_image["id"][per_image["id"].duplicated()].unique().tolist()
     if duplicated:
         raise ValueError(f"evaluate_predictions: image ids occur more than once: {duplicated[:5]}.")
-    return per_image, {name: toolbox.results() for name, toolbox in toolboxes.items()}
+    results = {POOLED: pooled.results()}
+    for name, toolbox in toolboxes.items():
+        results[name] = dict(results[POOLED]) if toolbox is pooled else toolbox.results()
+    return per_image, results
+
+
+def _test_set(test_sets: Mapping[str, str] | None, image_id: str) -> str:
+    if test_sets is None:
+        return DEFAULT_TEST_SET
+    if image_id not in test_sets:
+        raise ValueError(
+            f"evaluate_predictions: image {image_id!r} is in no test set of test_sets."
+        )
+    return test_sets[image_id]
 
 
 def _as_bool_mask(mask: np.ndarray | torch.Tensor, image_id: str) -> np.ndarray:

@@ -6,9 +6,11 @@ The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else ``tracking.uri`` from
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,10 +92,20 @@ class ChildRun:
         if self.run_id is not None:
             mlflow.log_artifact(str(path), artifact_path=artifact_path, run_id=self.run_id)
 
-    def log_figure(self, figure: Any, name: str) -> None:
-        """Save a matplotlib figure into the run's artifacts."""
-        if self.run_id is not None:
-            mlflow.MlflowClient().log_figure(self.run_id, figure, name)
+    def log_file_once(self, data: bytes, name: str) -> None:
+        """Write `data` as the run's artifact `name` (e.g. a PNG figure), unless the run holds
+        these very bytes there already (its tag `md5.<name>` says what was logged last)."""
+        if self.run_id is None:
+            return
+        client = mlflow.MlflowClient()
+        tag, digest = f"md5.{name}", hashlib.md5(data).hexdigest()
+        if client.get_run(self.run_id).data.tags.get(tag) == digest:
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            path.write_bytes(data)
+            client.log_artifact(self.run_id, str(path))
+        client.set_tag(self.run_id, tag, digest)
 
 
 @contextmanager

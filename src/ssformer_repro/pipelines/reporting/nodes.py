@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 RESULTS_TITLE = "Test mIoU, mDice, mNSD and mHD95 per dataset, backbone and head"
 TEST_SETS_TITLE = "Test mIoU, mDice, mNSD and mHD95 per test set, backbone and head"
+MODEL_SIZES_RECORD = "model_sizes_record.json"  # what the size table was counted from
 
 
 def collect_runs(**test_metrics: dict[str, Any]) -> pd.DataFrame:
@@ -187,17 +189,20 @@ def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFra
     return table, note + table.to_markdown(index=False, floatfmt=".4f") + "\n"
 
 
-def tabulate_model_sizes(model_sizes: dict[str, Any]) -> tuple[pd.DataFrame, str]:
-    """Params, saved MB and forward GFLOPs of every backbone x head, next to the report's sizes."""
+def tabulate_model_sizes(
+    runs: pd.DataFrame, model_sizes: dict[str, Any], folder: Path
+) -> tuple[pd.DataFrame, str]:
+    """Params, saved MB and forward GFLOPs of the study's models (every backbone x head of its
+    runs), next to the report's sizes; counted once, then read from its record in `folder`."""
     from ssformer_repro.models.sizes import model_size_table
 
-    table = model_size_table(
-        model_sizes["backbones"], model_sizes["heads"], size=model_sizes["image_size"]
-    )
+    size = model_sizes["image_size"]
+    models = zip(runs["backbone"], runs["head"], strict=True)
+    table = model_size_table(models, size=size, record=folder / MODEL_SIZES_RECORD)
     note = (
         f"# Model sizes\n\nMB = bytes of `torch.save(model.state_dict())` / 1e6 (the reproduction report's "
-        f'"Size"); GFLOPs = 2 x MACs of one forward pass at {model_sizes["image_size"]} x '
-        f"{model_sizes['image_size']} (matmuls and convolutions).\n\n"
+        f'"Size"); GFLOPs = 2 x MACs of one forward pass at {size} x {size} (matmuls and '
+        "convolutions), each head with its default options.\n\n"
     )
     return table, note + table.to_markdown(index=False, floatfmt=".4g") + "\n"
 

@@ -77,7 +77,7 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
             ),
             Node(
                 nodes.tabulate_model_sizes,
-                "params:model_sizes",
+                ["study_runs", "params:model_sizes", "model_sizes_folder"],
                 ["model_sizes", "model_sizes_markdown"],
                 name="tabulate_model_sizes",
             ),

@@ -59,16 +59,17 @@ def plot_examples(
     split_manifest: pd.DataFrame,
     test_scores: pd.DataFrame,
     training_summary: dict[str, Any],
+    run_folder: Path,
     model: dict[str, Any],
     augmentation: dict[str, Any],
     evaluation: dict[str, Any],
     reproduce: dict[str, Any],
     run: GridRun,
-):
-    """The best, median and worst test images with the run's predictions, as one figure."""
+) -> bytes:
+    """The best, median and worst test images with the run's predictions, as one PNG figure."""
     from ssformer_repro.evaluation.evaluate import plot_test_examples
 
     shared = {"model": model, "augmentation": augmentation, "evaluation": evaluation}
     settings = run_settings(run, shared, reproduce)
     checkpoint = training_summary["checkpoint"]
-    return plot_test_examples(run, settings, split_manifest, test_scores, checkpoint)
+    return plot_test_examples(run, settings, split_manifest, test_scores, checkpoint, run_folder)

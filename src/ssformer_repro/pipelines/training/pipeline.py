@@ -59,6 +59,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
                     "split_manifest": "split_manifest",
                     "test_scores": "test_scores",
                     "training_summary": "training_summary",
+                    "run_folder": "run_folder",
                     "model": "params:model",
                     "augmentation": "params:augmentation",
                     "evaluation": "params:evaluation",
