@@ -130,9 +130,10 @@ def evaluation_key(
     settings: dict[str, Any],
     split_manifest: pd.DataFrame,
     checkpoint: str | Path,
-    size_strata: dict[str, Any],
+    size_strata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a run's test scores depend on."""
+    """What a run's test scores depend on (the size thresholds only set their strata columns;
+    the example figure is keyed without them)."""
     return {
         "checkpoint": path_digest(checkpoint),
         "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
