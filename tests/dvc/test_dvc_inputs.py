@@ -184,13 +184,13 @@ def test_a_grid_changed_outside_the_tracked_files_is_refused(tmp_path: Path, cap
     """DVC's stages are the grid of the tracked files: conf/local seeds, which Kedro layers over
     the demo, would train runs no stage declares, so stage_inputs stops, in one line."""
     project = copy_project(tmp_path / "project")
-    (project / "conf/local/parameters_reproduce.yml").write_text("reproduce:\n  seeds: [42, 43]\n")
+    (project / "conf/local/parameters_reproduce.yml").write_text("reproduce:\n  seeds: [42, 45]\n")
     with pytest.raises(SystemExit) as stopped:
         main(["--env", "demo", "--output", str(tmp_path / "out"), "--project", str(project)])
     assert stopped.value.code == 1
     error = capsys.readouterr().err
     assert error.startswith("Error: conf/local or --params change the grid of this DVC pipeline")
-    assert "adds the runs synth_clinicdb.mit_b0.pld.seed43" in error
+    assert "adds the runs synth_clinicdb.mit_b0.pld.seed45" in error
     assert "conf/base and conf/demo" in error
     assert not (tmp_path / "out").exists()
 
