@@ -229,3 +229,14 @@ def test_the_paper_environment_is_the_official_protocol() -> None:
     assert len(runs) == 12
     assert parameters["training"]["scheduler"]["name"] == "warmup_step"
     assert parameters["training"]["batch_size"] == 32
+
+
+def test_the_verdict_is_per_test_set_and_never_pooled_over_the_sets(pranet: Path) -> None:
+    verdict = pd.read_csv(pranet / "08_reporting/verdict.csv")
+    assert set(verdict["test_set"]) == {"Kvasir", "CVC-300", "MyClinic"}  # one set per domain
+    assert list(dict.fromkeys(verdict["backbone"])) == ["pvt_v2_b0", "mit_b2", "Total"]
+    assert (verdict["verdict"] == "needs 2+ seeds per head").all()  # one seed: no head verdict
+    kvasir = verdict[(verdict["test_set"] == "Kvasir") & (verdict["backbone"] == "mit_b2")]
+    assert kvasir["n_images"].tolist() == [5]
+    where = pd.read_csv(pranet / "08_reporting/where_heads_differ.csv")
+    assert {"seen (mean)", "unseen (mean)", "MyClinic"} == set(where["test_set"])

@@ -45,9 +45,12 @@ def test_families_are_per_metric_and_undefined_hd95_is_counted() -> None:
     assert set(table["family"]) == {5}  # 1 comparison x 5 strata, in each metric
     hd95_all = table[(table["metric"] == "HD95") & (table["stratum"] == "all")].iloc[0]
     assert (hd95_all["n_images"], hd95_all["n_undefined"]) == (118, 2)
+    rows = table.set_index(["metric", "stratum"])
+    assert rows.loc[("HD95", "medium"), "n_undefined"] == 1  # i0001 is medium (1 % 3)
+    assert rows.loc[("HD95", "small"), "n_undefined"] == 0
     dice_all = table[(table["metric"] == "Dice") & (table["stratum"] == "all")].iloc[0]
     assert dice_all["n_images"] == 120
-    text = where_markdown(table, 5)
+    text = where_markdown(table, 5, 0.005)
     assert "118 (2)" in text and "one family per metric" in text
 
 

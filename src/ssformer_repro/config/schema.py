@@ -424,6 +424,13 @@ class StatisticsSettings(Settings):
     target_difference: Annotated[float, Field(gt=0)] = 1.0  # the planner's difference, points
     planning_training_spread: Annotated[float, Field(gt=0)] = 1.5  # points, one-seed cells
     max_seeds: Annotated[int, Field(ge=2)] = 50  # the planner looks no further
+    # where_heads_differ: margins of the boundary metrics (NSD in points, HD95 in % of the
+    # frame's diagonal; Dice uses equivalence_margin), and the smallest stratum tested
+    boundary_margins: dict[Literal["nsd", "hd95"], Annotated[float, Field(gt=0)]] = {
+        "nsd": 1.0,
+        "hd95": 0.5,
+    }
+    min_stratum_images: Annotated[int, Field(ge=3)] = 5
 
 
 class PredictSettings(Settings):

@@ -118,3 +118,73 @@ def plot_forest(verdict: pd.DataFrame) -> Figure:
         "Head-level differences of mDice (A − B): A better, B better, equivalent or not"
     )
     return figure
+
+
+def plot_where(where: pd.DataFrame) -> Figure:
+    """Per-stratum forest plot of where_heads_differ: one panel per dataset (and test-set group,
+    rows) and metric (columns, one x axis each), each comparison and stratum's head-level
+    difference with the interval its verdict reads, coloured by outcome (for HD95 a negative
+    difference is head A's better boundary); the metric's margin shaded."""
+    groups = list(dict.fromkeys(zip(where["dataset"], where["test_set"], strict=True)))
+    metrics = list(dict.fromkeys(where["metric"]))
+    rows_per_panel = where.groupby(["dataset", "test_set", "metric"]).size().max()
+    figure = Figure(
+        figsize=(4.6 * len(metrics), 0.3 * rows_per_panel * len(groups) + 2.2),
+        layout="constrained",
+    )
+    axes = figure.subplots(len(groups), len(metrics), squeeze=False)
+    for column, metric in enumerate(metrics):
+        of_metric = where[where["metric"] == metric]
+        bounds = pd.concat([of_metric[c] for c in ("ci_low", "ci_high", "difference")]).dropna()
+        margin = float(of_metric["margin"].iloc[0])
+        reach = max(margin * 1.5, float(bounds.abs().max()) * 1.08)
+        for row, (dataset, test_set) in enumerate(groups):
+            ax = axes[row, column]
+            cells = of_metric[
+                (of_metric["dataset"] == dataset) & (of_metric["test_set"] == test_set)
+            ]
+            positions = list(range(len(cells)))[::-1]
+            ax.axvspan(-margin, margin, color="tab:blue", alpha=0.08, linewidth=0)
+            ax.axvline(0, color="black", linewidth=0.8)
+            for y, cell in zip(positions, cells.itertuples(index=False), strict=True):
+                colour = OUTCOME_COLOURS.get(cell.outcome, "lightgrey")
+                if pd.isna(cell.ci_low):
+                    ax.plot(cell.difference, y, "o", color=colour, markeredgecolor="grey")
+                    continue
+                ax.errorbar(
+                    cell.difference,
+                    y,
+                    xerr=[[cell.difference - cell.ci_low], [cell.ci_high - cell.difference]],
+                    fmt="o",
+                    color=colour,
+                    capsize=3,
+                )
+            several = where["comparison"].nunique() > 1
+            labels = [
+                f"{c.stratum} · {_short(c.comparison)}" if several else c.stratum
+                for c in cells.itertuples()
+            ]
+            ax.set_yticks(positions, labels, fontsize="small")
+            ax.set_xlim(-reach, reach)
+            where_label = dataset if test_set == dataset else f"{dataset} {test_set}"
+            unit = cells["unit"].iloc[0] if len(cells) else ""
+            direction = " (lower better)" if metric == "HD95" else ""
+            ax.set_title(f"{where_label}: {metric}{direction}", fontsize="medium")
+            ax.set_xlabel(f"A − B, {unit}")
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colour, label=outcome)
+        for outcome, colour in OUTCOME_COLOURS.items()
+    ]
+    handles.append(Patch(color="tab:blue", alpha=0.15, label="equivalence margin"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
+    pairs = ", ".join(_short(c) for c in dict.fromkeys(where["comparison"]))
+    figure.suptitle(f"Where do the heads differ? By metric and polyp stratum (A − B: {pairs})")
+    return figure
+
+
+def _short(comparison: str) -> str:
+    """`pld vs sed` as a paper names the heads, shortly."""
+    from ssformer_repro.reporting.names import HEAD_NAMES
+
+    first, second = comparison.split(" vs ")
+    return f"{HEAD_NAMES[first]} − {HEAD_NAMES[second]}"

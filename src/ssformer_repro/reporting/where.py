@@ -22,7 +22,12 @@ import pandas as pd
 from ssformer_repro.reporting import statistics as st
 from ssformer_repro.reporting.names import format_p
 from ssformer_repro.reporting.published import TEST_SET_DOMAINS
-from ssformer_repro.reporting.tables import table_latex, table_markdown
+from ssformer_repro.reporting.tables import (
+    BOUNDARY_NOTE,
+    CONVENTION_NOTE,
+    table_latex,
+    table_markdown,
+)
 from ssformer_repro.reporting.verdict import cells
 
 ALL = "all"
@@ -93,7 +98,9 @@ def where_table(
                 continue
             column, value = selection or (None, None)
             chosen = defined if column is None else defined[defined[column] == value]
-            for cell, n_undefined in _cells(chosen, metric, undefined, stratum):
+            left_out = undefined if column is None else undefined[undefined[column] == value]
+            counts = left_out.groupby("dataset").size()
+            for cell in _cells(chosen, metric):
                 parts = st.components(cell.scores)
                 enough = cell.scores.n_images >= min_images
                 test = st.head_test(parts) if enough else None
@@ -106,7 +113,7 @@ def where_table(
                         "unit": metric.unit,
                         "stratum": stratum,
                         "n_images": cell.scores.n_images,
-                        "n_undefined": n_undefined,
+                        "n_undefined": int(counts.get(cell.dataset, 0)),
                         "n_seeds_A": min(cell.scores.trainings[0]),
                         "n_seeds_B": min(cell.scores.trainings[1]),
                         "mean_A": _mean(cell.scores.first, cell.scores.weights),
@@ -123,30 +130,35 @@ def where_table(
         raise ValueError("No comparison of heads to tabulate by metric and stratum.")
     table = pd.DataFrame(rows)
     _decide(table, tests, alpha)
-    return table
+    order = {
+        "metric": {metric.label: i for i, metric in enumerate(METRICS)},
+        "stratum": {stratum: i for i, stratum in enumerate(STRATA)},
+    }
+    keys = ["dataset", "test_set", "comparison", "metric", "stratum"]
+    table = table.sort_values(
+        keys, key=lambda column: column.map(order[column.name]) if column.name in order else column
+    )
+    return table.reset_index(drop=True)
 
 
-def _defined(image_scores: pd.DataFrame, column: str) -> tuple[pd.DataFrame, pd.Series]:
-    """The rows of images whose `column` every run defines, and per dataset how many images
-    were left out for it."""
+def _defined(image_scores: pd.DataFrame, column: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of images whose `column` every run defines, and one row per image left out
+    (undefined for some run), with its strata."""
     key = ["dataset", "test_set", "id"]
-    missing = image_scores[column].isna()
-    undefined = image_scores.loc[missing, key].drop_duplicates()
-    counts = undefined.groupby("dataset").size()
+    undefined = image_scores[image_scores[column].isna()].drop_duplicates(key)
     dropped = image_scores.set_index(key).index.isin(undefined.set_index(key).index)
-    return image_scores[~dropped], counts
+    return image_scores[~dropped], undefined
 
 
-def _cells(chosen: pd.DataFrame, metric: Metric, undefined: pd.Series, stratum: str):
-    """The pooled comparisons of `chosen` (empty strata yield nothing) with their datasets'
-    undefined-image counts."""
+def _cells(chosen: pd.DataFrame, metric: Metric):
+    """The pooled comparisons of `chosen`; an empty stratum yields none."""
     if chosen.empty:
         return
-    for cell in cells(chosen, (metric.column,), metric.scale, groups=domain_groups, pooled=True):
-        yield cell, int(undefined.get(cell.dataset, 0)) if stratum == ALL else 0
+    yield from cells(chosen, (metric.column,), metric.scale, groups=domain_groups, pooled=True)
 
 
 def _mean(arrays: tuple[np.ndarray, ...], weights: np.ndarray) -> float:
+    """A head's mean over its trainings (and backbones) of the weighted image mean."""
     return float(np.mean([(array @ weights).mean() for array in arrays]))
 
 
@@ -234,6 +246,7 @@ METHOD = (
 
 
 def method_sentence(table: pd.DataFrame, min_images: int) -> str:
+    """The method, with each metric's family size and margin."""
     families = ", ".join(
         f"{metric} {int(rows['family'].iloc[0])}"
         for metric, rows in table.groupby("metric", sort=False)
@@ -245,7 +258,13 @@ def method_sentence(table: pd.DataFrame, min_images: int) -> str:
     return METHOD.format(families=families, margins=margins, min_images=min_images)
 
 
-def where_markdown(table: pd.DataFrame, min_images: int) -> str:
+def convention(nsd_tolerance: float) -> str:
+    """The metrics' convention: Dice as the report's, NSD and HD95 as evaluation scores them."""
+    return f"{CONVENTION_NOTE} {BOUNDARY_NOTE.format(tolerance=f'{nsd_tolerance:.2%}')}"
+
+
+def where_markdown(table: pd.DataFrame, min_images: int, nsd_tolerance: float) -> str:
+    """where_heads_differ.md: the table with its convention, method and how to read it."""
     title = "Where do the heads differ? By metric and polyp stratum"
     note = (
         "NSD: normalised surface Dice at the tolerance of docs/reference.md, in points of %; "
@@ -255,10 +274,17 @@ def where_markdown(table: pd.DataFrame, min_images: int) -> str:
         'docs/statistics.md, "Where the heads differ", says how to read it.'
     )
     return table_markdown(
-        where_display(table), title, note, method_sentence(table, min_images), numparse=False
+        where_display(table),
+        title,
+        note,
+        method_sentence(table, min_images),
+        convention(nsd_tolerance),
+        numparse=False,
     )
 
 
-def where_latex(table: pd.DataFrame, min_images: int) -> str:
+def where_latex(table: pd.DataFrame, min_images: int, nsd_tolerance: float) -> str:
+    """where_heads_differ.tex: the table for a paper."""
     title = "Head-level differences by metric and polyp stratum"
-    return table_latex(where_display(table), title, method_sentence(table, min_images))
+    method = method_sentence(table, min_images)
+    return table_latex(where_display(table), title, method, convention(nsd_tolerance))

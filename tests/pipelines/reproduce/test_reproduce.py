@@ -67,6 +67,9 @@ def test_study_tables_and_figures_are_written(reproduced: Path) -> None:
     assert set(verdict["backbone"]) == {"mit_b0"}  # one backbone: no Total repeating it
     assert "Holm" in (reporting / "verdict.md").read_text()
     assert "What it would take" in (reporting / "power.md").read_text()
+    where = pd.read_csv(reporting / "where_heads_differ.csv")
+    assert set(where["metric"]) == {"Dice", "NSD", "HD95"}
+    assert {"all", "small", "medium", "large"} <= set(where["stratum"])
     sizes = pd.read_csv(reporting / "model_sizes.csv")  # the grid's models, no others
     assert list(zip(sizes["backbone"], sizes["head"], strict=True)) == [
         ("mit_b0", "pld"),
@@ -76,6 +79,10 @@ def test_study_tables_and_figures_are_written(reproduced: Path) -> None:
         "forest_plot.png",
         "verdict.tex",
         "power.csv",
+        "where_heads_differ.md",
+        "where_heads_differ.tex",
+        "where_heads_differ.png",
+        "nsd_gallery.png",
         "image_scores.csv",
         "training_curves.png",
         "mdice_bars.png",

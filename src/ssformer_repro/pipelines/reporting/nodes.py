@@ -10,6 +10,7 @@ import pandas as pd
 RESULTS_TITLE = "Test mIoU, mDice, mNSD and mHD95 per dataset, backbone and head"
 TEST_SETS_TITLE = "Test mIoU, mDice, mNSD and mHD95 per test set, backbone and head"
 MODEL_SIZES_RECORD = "model_sizes_record.json"  # what the size table was counted from
+NSD_GALLERY_RECORD = "nsd_gallery_record.json"  # what the NSD gallery was drawn from
 
 
 def collect_runs(**test_metrics: dict[str, Any]) -> pd.DataFrame:
@@ -155,6 +156,64 @@ def plot_verdict(verdict: pd.DataFrame):
     from ssformer_repro.reporting.figures import plot_forest
 
     return plot_forest(verdict)
+
+
+def tabulate_where_heads_differ(
+    image_scores: pd.DataFrame, statistics: dict[str, Any], evaluation: dict[str, Any]
+) -> tuple[pd.DataFrame, str, str]:
+    """Each comparison by metric (Dice, NSD, HD95) and polyp stratum, head-level (CSV, MD, TeX)."""
+    from ssformer_repro.config.schema import EvaluationSettings, StatisticsSettings
+    from ssformer_repro.reporting.where import where_latex, where_markdown, where_table
+
+    settings = StatisticsSettings.model_validate(statistics)
+    tolerance = EvaluationSettings.model_validate(evaluation).nsd_tolerance
+    margins = {"dice": settings.equivalence_margin, **settings.boundary_margins}
+    minimum = settings.min_stratum_images
+    table = where_table(image_scores, margins, settings.alpha, minimum)
+    return table, where_markdown(table, minimum, tolerance), where_latex(table, minimum, tolerance)
+
+
+def plot_where_heads_differ(where: pd.DataFrame):
+    """The per-stratum forest plot of where_heads_differ."""
+    from ssformer_repro.reporting.figures import plot_where
+
+    return plot_where(where)
+
+
+def plot_nsd_gallery(
+    image_scores: pd.DataFrame,
+    model: dict[str, Any],
+    augmentation: dict[str, Any],
+    evaluation: dict[str, Any],
+    reproduce: dict[str, Any],
+    folder: Path,
+    **inputs: Any,
+) -> bytes:
+    """The test images where two heads' NSD differs most, both outlines on the frame, as PNG
+    bytes (inputs: `manifest__<dataset>` split manifests and run-name-keyed training
+    summaries); drawn once per result, then read from its record in `folder`."""
+    from ssformer_repro.evaluation.evaluate import TrainedModel
+    from ssformer_repro.grid.runs import run_settings
+    from ssformer_repro.reporting.gallery import plot_nsd_gallery as gallery
+
+    manifests = {
+        key.removeprefix("manifest__"): value
+        for key, value in inputs.items()
+        if key.startswith("manifest__")
+    }
+    checkpoints = {
+        name: summary["checkpoint"]
+        for name, summary in inputs.items()
+        if not name.startswith("manifest__")
+    }
+    shared = {"model": model, "augmentation": augmentation, "evaluation": evaluation}
+
+    def trained_model(run, checkpoint):  # noqa: ANN001, ANN202
+        return TrainedModel(run, run_settings(run, shared, reproduce), checkpoint)
+
+    return gallery(
+        image_scores, manifests, checkpoints, trained_model, record=folder / NSD_GALLERY_RECORD
+    )
 
 
 def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFrame, str]:

@@ -18,11 +18,16 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     test_metrics = {run.name: f"test_metrics_{index}" for index, run in enumerate(runs)}
     test_scores = {run.name: f"test_scores_{index}" for index, run in enumerate(runs)}
     histories = {run.name: f"history_{index}" for index, run in enumerate(runs)}
+    summaries = {run.name: f"training_summary_{index}" for index, run in enumerate(runs)}
+    datasets = list(dict.fromkeys(run.dataset for run in runs))
+    manifests = {
+        f"manifest__{dataset}": f"split_manifest_{i}" for i, dataset in enumerate(datasets)
+    }
     external = {
         f"{output}_{index}": f"{run.namespace}.{output}"
         for index, run in enumerate(runs)
-        for output in ("test_metrics", "test_scores", "history")
-    }
+        for output in ("test_metrics", "test_scores", "history", "training_summary")
+    } | {f"split_manifest_{i}": f"{dataset}.split_manifest" for i, dataset in enumerate(datasets)}
     template = Pipeline(
         [
             Node(nodes.collect_runs, test_metrics, "study_runs", name="collect_runs"),
@@ -48,6 +53,33 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
                 name="write_verdict",
             ),
             Node(nodes.plot_verdict, "verdict", "forest_plot", name="plot_verdict"),
+            Node(
+                nodes.tabulate_where_heads_differ,
+                ["image_scores", "params:statistics", "params:evaluation"],
+                ["where_heads_differ", "where_heads_differ_markdown", "where_heads_differ_latex"],
+                name="tabulate_where_heads_differ",
+            ),
+            Node(
+                nodes.plot_where_heads_differ,
+                "where_heads_differ",
+                "where_heads_differ_plot",
+                name="plot_where_heads_differ",
+            ),
+            Node(
+                nodes.plot_nsd_gallery,
+                {
+                    "image_scores": "image_scores",
+                    "model": "params:model",
+                    "augmentation": "params:augmentation",
+                    "evaluation": "params:evaluation",
+                    "reproduce": "params:reproduce",
+                    "folder": "records_folder",
+                    **manifests,
+                    **summaries,
+                },
+                "nsd_gallery",
+                name="plot_nsd_gallery",
+            ),
             Node(
                 nodes.collect_test_sets, test_metrics, "study_test_sets", name="collect_test_sets"
             ),
@@ -77,7 +109,7 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
             ),
             Node(
                 nodes.tabulate_model_sizes,
-                ["study_runs", "params:model_sizes", "model_sizes_folder"],
+                ["study_runs", "params:model_sizes", "records_folder"],
                 ["model_sizes", "model_sizes_markdown"],
                 name="tabulate_model_sizes",
             ),
@@ -97,5 +129,8 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
             "params:model_sizes": "params:model_sizes",
             "params:statistics": "params:statistics",
             "params:evaluation": "params:evaluation",
+            "params:model": "params:model",
+            "params:augmentation": "params:augmentation",
+            "params:reproduce": "params:reproduce",
         },
     )
