@@ -93,6 +93,8 @@ def test_results_table_has_report_shape_winners_and_totals(runs: pd.DataFrame) -
     assert total_iou["pld"] == pytest.approx(85.0)
     assert total_iou["sed"] == pytest.approx(87.0)
     assert total_iou["winner pld vs sed"] == "sed"
+    one_backbone = results_table(runs[runs["backbone"] == "mit_b0"])
+    assert "Total" not in set(one_backbone["backbone"])  # it would repeat mit_b0's rows
 
 
 def test_markdown_and_latex_state_the_metric_convention(runs: pd.DataFrame) -> None:

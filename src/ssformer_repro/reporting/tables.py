@@ -233,7 +233,8 @@ def per_test_set_table(test_sets: pd.DataFrame) -> pd.DataFrame:
 
 
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Section 4.1 of the report: per dataset, backbone and metric, each head, winners, totals."""
+    """Section 4.1 of the report: per dataset, backbone and metric, each head, winners, and a
+    Total per dataset that has two or more backbones (with one it would repeat that row)."""
     labels = metric_labels(runs)
     long = cell_means(runs).melt(
         id_vars=["dataset", "backbone", "head"], value_vars=list(labels), var_name="metric"
@@ -242,7 +243,9 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
         index=["dataset", "backbone", "metric"], columns="head", values="value", sort=True
     )
     wide = wide.reindex(list(labels), level="metric")  # mIoU then mDice, as in the report
-    totals = wide.groupby(level=["dataset", "metric"], sort=False).mean()
+    backbones = wide.index.to_frame(index=False).groupby("dataset")["backbone"].nunique()
+    pooled = wide[wide.index.get_level_values("dataset").isin(backbones[backbones > 1].index)]
+    totals = pooled.groupby(level=["dataset", "metric"], sort=False).mean()
     totals.index = pd.MultiIndex.from_tuples(
         [(dataset, "Total", metric) for dataset, metric in totals.index],
         names=wide.index.names,
