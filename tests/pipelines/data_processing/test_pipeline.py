@@ -26,7 +26,8 @@ def processed(demo_project: Path) -> Path:
 def test_demo_run_writes_manifest_cache_summary_and_figure(processed: Path, name: str) -> None:
     manifest = pd.read_csv(processed / f"data/demo/05_model_input/{name}_split.csv", dtype=str)
     assert list(manifest.columns) == ["id", "image_path", "mask_path", "split", "subset"]
-    split = load_parameters(processed, "demo")["datasets"][name]["split"]
+    parameters = load_parameters(processed, "demo")
+    split = parameters["datasets"][name]["split"]
     n, val, test = len(manifest), split["val_fraction"], split["test_fraction"]
     counts = manifest["split"].value_counts().to_dict()
     assert counts == {
@@ -47,7 +48,8 @@ def test_demo_run_writes_manifest_cache_summary_and_figure(processed: Path, name
 
     cache = processed / f"data/demo/05_model_input/{name}_cache"
     images = np.load(cache / "images.npy", mmap_mode="r")
-    assert images.shape == (counts["train"] + counts["val"], 64, 64, 3)
+    size = parameters["data_processing"]["cache_size"]
+    assert images.shape == (counts["train"] + counts["val"], size, size, 3)
 
 
 def test_second_run_gives_byte_identical_manifests(processed: Path) -> None:
