@@ -77,18 +77,23 @@ def summarise_dataset(
     """Per-image summary (id, split, size, foreground) and a per-split overview of one dataset."""
     from ssformer_repro.polyps.validation import dataset_overview
 
-    splits = split_manifest[["id", "split"]]
-    summary = splits.merge(image_stats, on="id", how="left", validate="one_to_one")
-    summary = summary[["id", "split", "height", "width", "foreground_fraction"]]
+    summary = per_image_summary(image_stats, split_manifest)
     return summary, dataset_overview(summary, dataset_name)
 
 
-def fix_size_strata(summary: pd.DataFrame) -> dict[str, Any]:
+def fix_size_strata(image_stats: pd.DataFrame, split_manifest: pd.DataFrame) -> dict[str, Any]:
     """The polyp-size strata's thresholds, tertiles of the training images' foreground fraction,
     fixed here where the split is known and before any model is scored."""
     from ssformer_repro.polyps.strata import size_thresholds
 
-    return size_thresholds(summary)
+    return size_thresholds(per_image_summary(image_stats, split_manifest))
+
+
+def per_image_summary(image_stats: pd.DataFrame, split_manifest: pd.DataFrame) -> pd.DataFrame:
+    """Each image's split next to its measurements: id, split, height, width, foreground."""
+    splits = split_manifest[["id", "split"]]
+    summary = splits.merge(image_stats, on="id", how="left", validate="one_to_one")
+    return summary[["id", "split", "height", "width", "foreground_fraction"]]
 
 
 def build_decoded_cache(split_manifest: pd.DataFrame, data_processing: dict[str, Any]):

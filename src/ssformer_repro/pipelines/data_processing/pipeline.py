@@ -46,7 +46,12 @@ def dataset_pipeline(name: str, source: str) -> Pipeline:
                 ["summary", "overview"],
                 name="summarise_dataset",
             ),
-            Node(nodes.fix_size_strata, "summary", "size_strata", name="fix_size_strata"),
+            Node(
+                nodes.fix_size_strata,
+                ["image_stats", "split_manifest"],
+                "size_strata",
+                name="fix_size_strata",
+            ),
             Node(
                 nodes.build_decoded_cache,
                 ["split_manifest", "params:data_processing"],
