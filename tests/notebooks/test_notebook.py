@@ -89,11 +89,11 @@ def test_notebook_shows_curves_overlays_and_saved_figures(
     reporting = reproduced / "data/demo/08_reporting"
     runs = pd.read_csv(reporting / "runs.csv")
     images = outputs(executed, "image/png")
-    # Its own curves plot, the three study figures (curves, bars, forest plot), one overlay per
-    # run, one preview per dataset.
-    assert len(images) == 1 + 3 + len(runs) + runs["dataset"].nunique()
+    # Its own curves plot, the five study figures (curves, bars, forest plot, where the heads
+    # differ, NSD gallery), one overlay per run, one preview per dataset.
+    assert len(images) == 1 + 5 + len(runs) + runs["dataset"].nunique()
     saved = [*reporting.glob("predictions/*/*.png"), *reporting.glob("*.png")]
-    assert len(saved) == 3 + len(runs) + runs["dataset"].nunique()
+    assert len(saved) == 5 + len(runs) + runs["dataset"].nunique()
     for png in saved:
         assert base64.b64encode(png.read_bytes()).decode() in images, f"{png.name} is not shown"
     markdown = "\n".join(outputs(executed, "text/markdown"))
