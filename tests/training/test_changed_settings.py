@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
-from ssformer_repro.training.checkpoint import ChangedSettingsError, load_checkpoint
+from ssformer_repro.training import checkpoint as checkpoint_module
+from ssformer_repro.training.checkpoint import (
+    ChangedSettingsError,
+    load_checkpoint,
+    load_resumable,
+    trained_epochs,
+)
 from ssformer_repro.training.loop import train_segmenter
 from tests.tiny import DiskDataset, tiny_model
 from tests.tiny import tiny_config as config
@@ -45,7 +54,12 @@ def test_restart_moves_the_old_run_aside_and_trains_from_scratch(tmp_path) -> No
     assert load_checkpoint(tmp_path / "last.pt")["fingerprint"]["code"] == {"training": "def"}
     (superseded,) = (tmp_path / "superseded").iterdir()
     assert (superseded / "last.pt").read_bytes() == old_last
-    assert {path.name for path in superseded.iterdir()} == {"last.pt", "best.pt", "history.csv"}
+    assert {path.name for path in superseded.iterdir()} == {
+        "last.pt",
+        "last.json",
+        "best.pt",
+        "history.csv",
+    }
 
 
 def test_same_inputs_resume_under_restart_when_only_epochs_grow(tmp_path) -> None:
@@ -53,3 +67,42 @@ def test_same_inputs_resume_under_restart_when_only_epochs_grow(tmp_path) -> Non
     result = train(tmp_path, inputs(), epochs=2, on_changed_settings="restart")
     assert list(result.history["epoch"]) == [1, 2]
     assert not (tmp_path / "superseded").exists()
+
+
+def test_a_look_at_a_run_s_progress_reads_last_json_not_the_tensors(tmp_path, monkeypatch) -> None:
+    train(tmp_path, inputs(), epochs=2)
+    last = load_checkpoint(tmp_path / "last.pt")
+    summary = json.loads((tmp_path / "last.json").read_text())
+    assert summary["epoch"] == last["epoch"] == 2
+    assert summary["best_epoch"] == last["best_epoch"]
+    assert summary["fingerprint"] == json.loads(json.dumps(last["fingerprint"]))
+    assert [row["epoch"] for row in summary["history"]] == [1, 2]
+
+    def no_torch_load(*args, **kwargs):
+        raise AssertionError("last.pt was read")
+
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint", no_torch_load)
+    assert trained_epochs(tmp_path / "last.pt") == 2
+    progress = load_resumable(tmp_path / "last.pt", config(epochs=2), inputs(), progress_only=True)
+    assert progress["epoch"] == 2 and "model" not in progress
+    with pytest.raises(ChangedSettingsError, match="code.training: 'abc' -> 'def'"):
+        load_resumable(
+            tmp_path / "last.pt", config(epochs=2), inputs(code="def"), progress_only=True
+        )
+
+
+def test_a_last_json_of_another_last_pt_is_not_believed(tmp_path, monkeypatch) -> None:
+    train(tmp_path, inputs(), epochs=1)
+    written = (tmp_path / "last.pt").stat()
+    os.utime(tmp_path / "last.pt", ns=(written.st_atime_ns, written.st_mtime_ns + 10**9))
+    (tmp_path / "last.json").write_text(  # as if it told of a longer run
+        (tmp_path / "last.json").read_text().replace('"epoch": 1', '"epoch": 7', 1)
+    )
+    reads = []
+    monkeypatch.setattr(
+        checkpoint_module,
+        "load_checkpoint",
+        lambda path, **kwargs: reads.append(path) or load_checkpoint(path, **kwargs),
+    )
+    assert trained_epochs(tmp_path / "last.pt") == 1
+    assert reads == [tmp_path / "last.pt"]

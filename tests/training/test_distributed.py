@@ -92,7 +92,14 @@ def test_two_processes_train_like_one_with_the_same_global_batch(two_process_run
     reports = rank_reports(run_dir)
     assert [row["epoch"] for row in reports[0]["rows"]] == [1, 2] and reports[1]["rows"] == []
     written = sorted(path.name for path in run_dir.iterdir())
-    assert written == ["best.pt", "history.csv", "last.pt", "rank0.json", "rank1.json"]
+    assert written == [
+        "best.pt",
+        "history.csv",
+        "last.json",
+        "last.pt",
+        "rank0.json",
+        "rank1.json",
+    ]
 
 
 def test_two_processes_resume_a_one_process_checkpoint(two_process_runs, tmp_path):

@@ -193,7 +193,7 @@ def test_checkpoint_interval_writes_the_same_files_once_at_the_end(tmp_path):
     )
 
     assert files_after_epoch[:3] == [[], [], []]  # nothing written before the final epoch
-    assert files_after_epoch[3] == ["best.pt", "history.csv", "last.pt"]
+    assert files_after_epoch[3] == ["best.pt", "history.csv", "last.json", "last.pt"]
     pd.testing.assert_frame_equal(
         every_epoch.history[METRIC_COLUMNS], hourly.history[METRIC_COLUMNS]
     )

@@ -1,8 +1,9 @@
 """A run's files and its resume policy.
 
 A run folder holds `last.pt` (everything needed to resume: weights, optimiser, schedule, RNG
-states, history, settings), `best.pt` (the best epoch's weights) and `history.csv`. Files are
-written atomically and read back with `weights_only=True`. `resume` restores a run from its
+states, history, settings), `last.json` (the same without the tensors, for a cheap look at a
+run's progress), `best.pt` (the best epoch's weights) and `history.csv`. Files are written
+atomically and read back with `weights_only=True`. `resume` restores a run from its
 `last.pt` when the settings allow it; `CheckpointWriter` writes the files after an epoch.
 """
 
@@ -26,6 +27,7 @@ from ssformer_repro.training.settings import RESUMABLE_CHANGES, TrainingSettings
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.pt"
+LAST_SUMMARY = "last.json"  # last.pt's progress and settings, without tensors
 BEST_CHECKPOINT = "best.pt"
 HISTORY_FILE = "history.csv"
 HISTORY_COLUMNS = (
@@ -51,6 +53,16 @@ LAST_CHECKPOINT_KEYS = (
     "loader_rng",
     "config",
     "fingerprint",
+)
+# What last.json copies from last.pt: enough to decide whether a run is done, resumes or restarts.
+LAST_SUMMARY_KEYS = (
+    "epoch",
+    "best_val_mdice",
+    "best_epoch",
+    "history",
+    "config",
+    "fingerprint",
+    "metadata",
 )
 SUPERSEDED_FOLDER = "superseded"
 
@@ -241,6 +253,7 @@ def save_epoch(parts, state: RunState, writer: CheckpointWriter) -> None:
         "run_name": writer.run_name,
     }
     save_checkpoint(last, run_dir / LAST_CHECKPOINT)
+    save_last_summary(last, run_dir / LAST_CHECKPOINT)
     history_csv = pd.DataFrame(state.history, columns=HISTORY_COLUMNS).to_csv(index=False)
     write_atomically(run_dir / HISTORY_FILE, lambda file: file.write(history_csv.encode()))
 
@@ -254,17 +267,53 @@ def load_best_model(model: nn.Module, run_dir_or_path: str | Path) -> nn.Module:
     return model
 
 
+def save_last_summary(last: dict, last_path: Path) -> None:
+    """Write `last.json` beside `last_path`: `last`'s LAST_SUMMARY_KEYS and the size and
+    modification time of the `last.pt` just written, which it describes."""
+    written = last_path.stat()
+    summary = {key: last[key] for key in LAST_SUMMARY_KEYS if key in last}
+    summary["last_pt"] = {"size": written.st_size, "mtime_ns": written.st_mtime_ns}
+    text = json.dumps(summary, default=_plain)
+    write_atomically(last_path.with_name(LAST_SUMMARY), lambda file: file.write(text.encode()))
+
+
+def _plain(value: object) -> object:
+    """A numpy or torch scalar as a Python number, for JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} cannot be written to {LAST_SUMMARY}")
+
+
+def last_progress(last_path: Path) -> dict:
+    """`last.pt`'s LAST_SUMMARY_KEYS, read from `last.json` when that describes this very file
+    (same size and modification time), else from `last.pt` itself (memory-mapped)."""
+    summary_path = Path(last_path).with_name(LAST_SUMMARY)
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = {}
+        written = Path(last_path).stat()
+        if summary.get("last_pt") == {"size": written.st_size, "mtime_ns": written.st_mtime_ns}:
+            return summary
+    return load_checkpoint(last_path, mmap=True)
+
+
 def load_resumable(
-    last_path: Path, config: TrainingSettings, inputs: dict | None = None, mmap: bool = False
+    last_path: Path,
+    config: TrainingSettings,
+    inputs: dict | None = None,
+    progress_only: bool = False,
 ) -> dict:
     """Read `last.pt` and refuse it unless this run's settings and inputs made it.
 
     Raises ChangedSettingsError naming each differing setting or input (dotted keys, e.g.
-    `augmentation.rotate.p: 0.5 -> 0.3`). `mmap` maps the tensors instead of reading them,
-    for a look at the run's progress only.
+    `augmentation.rotate.p: 0.5 -> 0.3`). `progress_only` reads what `last_progress` gives,
+    without the tensors, for a look at the run's progress.
     """
-    checkpoint = load_checkpoint(last_path, mmap=mmap)
-    missing = [key for key in LAST_CHECKPOINT_KEYS if key not in checkpoint]
+    checkpoint = last_progress(last_path) if progress_only else load_checkpoint(last_path)
+    needed = LAST_SUMMARY_KEYS if progress_only else LAST_CHECKPOINT_KEYS
+    missing = [key for key in needed if key != "metadata" and key not in checkpoint]
     if missing:
         raise CheckpointError(
             f"{last_path} is not a training checkpoint of this code (missing {missing}); "
@@ -304,10 +353,10 @@ def past_epochs_message(last_path: Path, trained: int, epochs: int) -> str:
 
 
 def trained_epochs(last_path: Path) -> int | None:
-    """The epochs a run's `last.pt` holds (read memory-mapped, so cheaply), None without one."""
+    """The epochs a run's `last.pt` holds (see `last_progress`), None without one."""
     if not Path(last_path).is_file():
         return None
-    return int(load_checkpoint(last_path, mmap=True)["epoch"])
+    return int(last_progress(last_path)["epoch"])
 
 
 def flatten(settings: dict, prefix: str = "") -> dict:
@@ -325,7 +374,7 @@ def supersede(run_dir: Path) -> Path:
     """Move a run's checkpoints and history into ``superseded/<UTC time>/``; return that folder."""
     target = run_dir / SUPERSEDED_FOLDER / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target.mkdir(parents=True, exist_ok=True)
-    for name in (LAST_CHECKPOINT, BEST_CHECKPOINT, HISTORY_FILE):
+    for name in (LAST_CHECKPOINT, LAST_SUMMARY, BEST_CHECKPOINT, HISTORY_FILE):
         if (run_dir / name).exists():
             (run_dir / name).replace(target / name)
     return target

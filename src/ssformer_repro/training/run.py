@@ -147,12 +147,12 @@ def _ids(manifest: pd.DataFrame, split: str) -> list[str]:
 
 
 def _previous_run(last_path: Path, config: TrainingSettings, inputs: dict) -> dict | None:
-    """The run's last.pt (memory-mapped) when it can be resumed; None when there is none, or
-    when it is of other settings and `on_changed_settings: restart` will move it aside."""
+    """The run's last.pt's progress (without tensors) when it can be resumed; None when there is
+    none, or when it is of other settings and `on_changed_settings: restart` will move it aside."""
     if not last_path.exists():
         return None
     try:
-        return load_resumable(last_path, config, inputs, mmap=True)
+        return load_resumable(last_path, config, inputs, progress_only=True)
     except ChangedSettingsError:
         if config.on_changed_settings == "restart":
             return None
