@@ -384,7 +384,7 @@ def resume_problems(
 def verdict_problems(runs: Iterable[GridRun]) -> list[str]:
     """The report's verdict compares pairs of heads: a grid with no such pair would train every
     run and then fail at the report, so it is refused before any work."""
-    from ssformer_repro.reporting.verdict import COMPARISONS as VERDICT_COMPARISONS
+    from ssformer_repro.reporting.names import COMPARISONS as VERDICT_COMPARISONS
 
     heads = {run.head for run in runs}
     if any({first, second} <= heads for first, second in VERDICT_COMPARISONS):

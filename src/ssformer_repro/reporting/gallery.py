@@ -23,8 +23,7 @@ from ssformer_repro.evaluation.figures import figure_png
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.polyps.io import read_rgb
 from ssformer_repro.polyps.splits import split_for_fold
-from ssformer_repro.reporting.names import HEAD_NAMES
-from ssformer_repro.reporting.verdict import COMPARISONS
+from ssformer_repro.reporting.names import COMPARISONS, HEAD_NAMES
 from ssformer_repro.storage.digests import path_digest, result_code_digests
 from ssformer_repro.storage.records import store_record, stored_record
 

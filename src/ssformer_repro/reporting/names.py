@@ -1,9 +1,12 @@
-"""How a paper names the heads, and how a table prints a p-value: one home for both."""
+"""How a paper names the heads, which pairs of heads the verdict compares, and how a table prints
+a p-value: one home for each, light to import (the start-of-run check reads it)."""
 
 from __future__ import annotations
 
 import math
 
+# Each PLD variant against SeD, as the study compares them, and the two PLDs against each other.
+COMPARISONS = (("pld", "sed"), ("pld_linear", "sed"), ("pld", "pld_linear"))
 HEAD_NAMES = {"pld": "PLD (official)", "pld_linear": "PLD (report)", "sed": "SeD"}
 HEAD_NOTE = (
     "PLD (official) is `pld`, the official SSFormer head; PLD (report) is `pld_linear`, the "

@@ -18,12 +18,10 @@ import numpy as np
 import pandas as pd
 
 from ssformer_repro.reporting import statistics as st
-from ssformer_repro.reporting.names import HEAD_NAMES, format_p
+from ssformer_repro.reporting.names import COMPARISONS, HEAD_NAMES, format_p
 from ssformer_repro.reporting.published import TEST_SET_DOMAINS
 from ssformer_repro.reporting.tables import table_latex, table_markdown
 
-# Each PLD variant against SeD, as the study compares them, and the two PLDs against each other.
-COMPARISONS = (("pld", "sed"), ("pld_linear", "sed"), ("pld", "pld_linear"))
 TOTAL = "Total"
 
 
