@@ -65,7 +65,7 @@ def test_a_finished_run_is_not_retrained_rescored_redrawn_or_logged_again(projec
 
 
 def test_outputs_follow_the_umask_for_readers_on_a_shared_disk(project: Path) -> None:
-    for name in ("last.pt", "best.pt", "history.csv"):
+    for name in ("last.pt", "last.json", "best.pt", "history.csv"):
         mode = stat.S_IMODE((run_folder(project) / name).stat().st_mode)
         assert mode == 0o666 & ~current_umask(), f"{name}: {oct(mode)}"
     cache = project / "data/demo/05_model_input/synth_kvasir_cache"
