@@ -54,6 +54,20 @@ def test_the_demo_and_the_study_have_no_problems(tmp_path: Path) -> None:
             "model.head_options.pld.fusion: Input should be 'cat' or 'add' (got 'mul')",
         ),
         ({"augmentation": {"image_size": 50}}, "augmentation.image_size: must be a multiple of 32"),
+        (
+            {"augmentation": {"flip": {"diagonal_p": 0.5}}},
+            "augmentation.flip.diagonal_p: not a setting here (a typo, or an option of another "
+            "choice); valid: horizontal_p, vertical_p",
+        ),
+        (
+            {"model": {"head_options": {"sed": {"fusion": "add"}}}},
+            "model.head_options.sed.fusion: not a setting here (a typo, or an option of another "
+            "choice); valid: embed_dim, dropout",
+        ),
+        (
+            {"training": {"loss": {"name": "structure", "kernel_size": 0}}},
+            "training.loss.kernel_size: Input should be greater than 0 (got 0)",
+        ),
         ({"evaluation": {"amp": "bf32"}}, "evaluation.amp: Input should be 'auto', 'bf16'"),
         ({"reproduce": {"heads": ["pld", "plx"]}}, "reproduce.heads: unknown head(s) ['plx']"),
         (

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from ssformer_repro.config.loader import load_parameters
-from ssformer_repro.config.schema import merge_settings
 from ssformer_repro.models.pretrained import is_weights_path
 from ssformer_repro.polyps.layouts import discover_pairs
 from ssformer_repro.polyps.synthetic import generate_synthetic_polyps, write_synthetic_dataset
+from ssformer_repro.settings_types import merge_settings
 from tests.conftest import PROJECT_ROOT, copy_project, kedro
 from tests.test_cli import runs_line
 

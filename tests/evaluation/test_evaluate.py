@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ssformer_repro.config.schema import EvaluationSettings
 from ssformer_repro.evaluation import evaluate
+from ssformer_repro.evaluation.settings import EvaluationSettings
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.synthetic import generate_synthetic_polyps

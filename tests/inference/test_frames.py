@@ -10,8 +10,9 @@ from PIL import Image
 
 from ssformer_repro.inference.frames import FrameDataset, collate_frames, find_frames
 from ssformer_repro.polyps.augment import build_eval_transform
+from ssformer_repro.polyps.settings import AugmentationSettings
 
-TRANSFORM = build_eval_transform({"image_size": 32})
+TRANSFORM = build_eval_transform(AugmentationSettings(image_size=32))
 
 
 def frame(size: tuple[int, int] = (40, 56), seed: int = 0) -> np.ndarray:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from ssformer_repro.polyps.augment import build_eval_transform, build_train_transform
 from ssformer_repro.polyps.cache import DecodedCache
+from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.polyps.torch_datasets import (
     CachedSegmentationDataset,
     EvaluationDataset,
@@ -82,7 +83,7 @@ def load_all(dataset, seed: int, batch_size: int = 2) -> list[dict]:
 def test_cached_dataset_over_a_read_only_memmap_in_worker_processes(tmp_path):
     cache = read_only_cache(tmp_path)
     dataset = CachedSegmentationDataset.from_cache(
-        cache, build_train_transform({"image_size": SIZE}, seed=0), split="train"
+        cache, build_train_transform(AugmentationSettings(image_size=SIZE), seed=0), split="train"
     )
 
     batches = load_all(dataset, seed=0)
@@ -98,7 +99,7 @@ def test_cached_dataset_over_a_read_only_memmap_in_worker_processes(tmp_path):
 def test_workers_draw_different_but_reproducible_augmentations(tmp_path):
     cache = read_only_cache(tmp_path, n=4, identical=True)
     dataset = CachedSegmentationDataset.from_cache(
-        cache, build_train_transform({"image_size": SIZE})
+        cache, build_train_transform(AugmentationSettings(image_size=SIZE))
     )
 
     first = [batch["image"] for batch in load_all(dataset, seed=5, batch_size=1)]
@@ -136,7 +137,7 @@ def test_transform_without_to_tensor_is_reported():
 
 def test_manifest_dataset_decodes_and_augments_one_split(manifest):
     dataset = ManifestSegmentationDataset(
-        manifest, "train", build_train_transform({"image_size": SIZE}, seed=1)
+        manifest, "train", build_train_transform(AugmentationSettings(image_size=SIZE), seed=1)
     )
 
     samples = [dataset[i] for i in range(len(dataset))]
@@ -157,7 +158,9 @@ def test_manifest_dataset_without_augmentation_keeps_the_mask_region(manifest):
         "enhance": {"p": 0.0},
         "dilation_erosion": {"dilate_p": 0.0, "erode_p": 0.0},
     }
-    dataset = ManifestSegmentationDataset(manifest, "train", build_train_transform(identity))
+    dataset = ManifestSegmentationDataset(
+        manifest, "train", build_train_transform(AugmentationSettings.model_validate(identity))
+    )
 
     mask = dataset[1]["mask"][0].numpy()
 
@@ -185,7 +188,9 @@ def test_manifest_without_a_required_column_is_rejected(manifest):
 
 
 def test_evaluation_dataset_keeps_the_original_mask_size(manifest):
-    dataset = EvaluationDataset(manifest, "test", build_eval_transform({"image_size": SIZE}))
+    dataset = EvaluationDataset(
+        manifest, "test", build_eval_transform(AugmentationSettings(image_size=SIZE))
+    )
 
     sample = dataset[0]
 
@@ -197,7 +202,9 @@ def test_evaluation_dataset_keeps_the_original_mask_size(manifest):
 
 
 def test_collate_evaluation_stacks_images_and_lists_masks(manifest):
-    dataset = EvaluationDataset(manifest, None, build_eval_transform({"image_size": SIZE}))
+    dataset = EvaluationDataset(
+        manifest, None, build_eval_transform(AugmentationSettings(image_size=SIZE))
+    )
     loader = DataLoader(dataset, batch_size=5, collate_fn=collate_evaluation)
 
     [batch] = list(loader)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from ssformer_repro.polyps.augment import build_train_transform
 from ssformer_repro.polyps.preview import plot_augmented_samples
+from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 
 SIZE = 32
@@ -22,7 +23,7 @@ def tiny_dataset(n: int = 5) -> CachedSegmentationDataset:
     masks[:, 6:20, 8:24] = 1
     ids = [f"sample-{i}" for i in range(n)]
     return CachedSegmentationDataset(
-        images, masks, ids, build_train_transform({"image_size": SIZE}, seed=0)
+        images, masks, ids, build_train_transform(AugmentationSettings(image_size=SIZE), seed=0)
     )
 
 

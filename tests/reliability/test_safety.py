@@ -231,7 +231,7 @@ def test_credentials_never_reach_mlflow_parameters(
     # A secret put into parameters by mistake (e.g. a hub token): refused before any work,
     # without its value in the message; and never logged as it is.
     from ssformer_repro.config.checks import schema_problems
-    from ssformer_repro.config.schema import ModelSettings
+    from ssformer_repro.models.settings import ModelSettings
     from ssformer_repro.tracking.runs import flatten
 
     (problem,) = schema_problems(ModelSettings, {"hub_token": secrets["token"]}, "model")

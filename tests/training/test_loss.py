@@ -3,8 +3,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 
-from ssformer_repro.training.loss import LOSSES, BceDiceLoss, StructureLoss, build_loss
+from ssformer_repro.training.loss import (
+    LOSS_OPTIONS,
+    LOSSES,
+    BceDiceLoss,
+    StructureLoss,
+    build_loss,
+)
+from ssformer_repro.training.settings import TrainingSettings
 
 
 def test_bce_term_matches_torch_bce_with_logits():
@@ -105,20 +113,30 @@ def test_structure_loss_weights_boundary_errors_more():
     assert loss(boundary_error, target) > loss(far_error, target)
 
 
-def test_build_loss_from_config():
-    loss = build_loss({"name": "bce_dice", "bce_weight": 0.5, "smooth": 2.0})
+def test_build_loss_from_its_options_block():
+    loss = build_loss(LOSS_OPTIONS["bce_dice"](bce_weight=0.5, smooth=2.0))
 
     assert isinstance(loss, BceDiceLoss)
     assert (loss.bce_weight, loss.dice_weight, loss.smooth) == (0.5, 1.0, 2.0)
-    assert isinstance(build_loss({"name": "structure"}), StructureLoss)
-    assert set(LOSSES) == {"bce_dice", "structure"}
+    assert isinstance(build_loss(LOSS_OPTIONS["structure"]()), StructureLoss)
+    assert set(LOSSES) == set(LOSS_OPTIONS) == {"bce_dice", "structure"}
 
 
-def test_unknown_loss_name_lists_valid_names():
-    with pytest.raises(ValueError, match=r"'focal'.*bce_dice, structure"):
-        build_loss({"name": "focal"})
+def test_a_loss_options_are_its_keyword_arguments_with_their_defaults():
+    options = LOSS_OPTIONS["structure"]()
+    assert options.model_dump() == {
+        "name": "structure",
+        "kernel_size": 31,
+        "edge_weight": 5.0,
+        "smooth": 1.0,
+    }
+    assert StructureLoss().kernel_size == options.kernel_size
 
 
-def test_unknown_loss_option_is_refused():
-    with pytest.raises(ValueError, match=r"loss 'bce_dice'.*alpha"):
-        build_loss({"name": "bce_dice", "alpha": 0.3})
+def test_a_bad_or_unknown_loss_option_is_refused():
+    with pytest.raises(ValidationError, match="alpha"):
+        LOSS_OPTIONS["bce_dice"](alpha=0.3)
+    with pytest.raises(ValidationError, match="greater than 0"):
+        LOSS_OPTIONS["structure"](kernel_size=0)
+    with pytest.raises(ValidationError, match="'focal'"):
+        TrainingSettings.model_validate({"epochs": 1, "batch_size": 2, "loss": {"name": "focal"}})

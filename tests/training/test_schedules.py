@@ -2,8 +2,15 @@ import io
 
 import pytest
 import torch
+from pydantic import ValidationError
 
-from ssformer_repro.training.schedules import SCHEDULERS, PolynomialLRDecay, build_scheduler
+from ssformer_repro.training.schedules import (
+    SCHEDULE_OPTIONS,
+    SCHEDULERS,
+    PolynomialLRDecay,
+    build_scheduler,
+)
+from ssformer_repro.training.settings import TrainingSettings
 
 
 def _optimizer(lr: float) -> torch.optim.Optimizer:
@@ -25,7 +32,9 @@ def test_poly_follows_the_report_formula_and_holds_the_end_rate():
     optimizer = _optimizer(base)
     scheduler = build_scheduler(
         optimizer,
-        {"name": "poly", "max_decay_steps": max_steps, "end_learning_rate": end, "power": power},
+        schedule(
+            {"name": "poly", "max_decay_steps": max_steps, "end_learning_rate": end, "power": power}
+        ),
     )
 
     lrs = _lrs(scheduler, optimizer, 15)
@@ -40,7 +49,7 @@ def test_poly_follows_the_report_formula_and_holds_the_end_rate():
 
 def test_poly_with_the_report_values_is_constant():
     optimizer = _optimizer(1e-4)
-    scheduler = build_scheduler(optimizer, {"name": "poly", "max_decay_steps": 40})
+    scheduler = build_scheduler(optimizer, schedule({"name": "poly", "max_decay_steps": 40}))
 
     assert _lrs(scheduler, optimizer, 50) == pytest.approx([1e-4] * 50)
 
@@ -53,7 +62,7 @@ def test_poly_rejects_a_zero_decay_period():
 def test_warmup_step_matches_the_official_schedule():
     base = 1e-4
     optimizer = _optimizer(base)
-    scheduler = build_scheduler(optimizer, {"name": "warmup_step"})
+    scheduler = build_scheduler(optimizer, schedule({"name": "warmup_step"}))
 
     lrs = _lrs(scheduler, optimizer, 402)
 
@@ -68,7 +77,8 @@ def test_warmup_step_matches_the_official_schedule():
 def test_warmup_step_options():
     optimizer = _optimizer(1.0)
     scheduler = build_scheduler(
-        optimizer, {"name": "warmup_step", "warmup_epochs": 2, "step_size": 3, "gamma": 0.5}
+        optimizer,
+        schedule({"name": "warmup_step", "warmup_epochs": 2, "step_size": 3, "gamma": 0.5}),
     )
 
     expected = [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
@@ -84,7 +94,7 @@ def test_warmup_step_options():
 )
 def test_scheduler_state_round_trips_for_resume(config):
     optimizer = _optimizer(1e-3)
-    scheduler = build_scheduler(optimizer, config)
+    scheduler = build_scheduler(optimizer, schedule(config))
     _lrs(scheduler, optimizer, 3)
     buffer = io.BytesIO()
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, buffer)
@@ -93,21 +103,41 @@ def test_scheduler_state_round_trips_for_resume(config):
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
     resumed_optimizer = _optimizer(1e-3)
-    resumed = build_scheduler(resumed_optimizer, config)
+    resumed = build_scheduler(resumed_optimizer, schedule(config))
     resumed_optimizer.load_state_dict(saved["optimizer"])
     resumed.load_state_dict(saved["scheduler"])
 
     assert _lrs(resumed, resumed_optimizer, 6) == expected
 
 
-def test_unknown_scheduler_name_lists_valid_names():
-    assert set(SCHEDULERS) == {"poly", "warmup_step"}
-    with pytest.raises(ValueError, match=r"'cosine'.*poly, warmup_step"):
-        build_scheduler(_optimizer(1e-3), {"name": "cosine"})
+def test_a_schedules_options_are_its_keyword_arguments_with_their_defaults():
+    assert set(SCHEDULERS) == set(SCHEDULE_OPTIONS) == {"poly", "warmup_step"}
+    assert SCHEDULE_OPTIONS["poly"]().model_dump() == {
+        "name": "poly",
+        "max_decay_steps": 40,
+        "end_learning_rate": 1e-4,
+        "power": 1.0,
+    }
+    assert SCHEDULE_OPTIONS["warmup_step"]().model_dump() == {
+        "name": "warmup_step",
+        "warmup_epochs": 1,
+        "step_size": 200,
+        "gamma": 0.1,
+    }
 
 
-def test_missing_or_unknown_scheduler_option_is_refused():
-    with pytest.raises(ValueError, match=r"scheduler 'poly'.*max_decay_steps"):
-        build_scheduler(_optimizer(1e-3), {"name": "poly"})
-    with pytest.raises(ValueError, match=r"scheduler 'warmup_step'.*milestones"):
-        build_scheduler(_optimizer(1e-3), {"name": "warmup_step", "milestones": [3]})
+def test_an_unknown_schedule_or_option_is_refused():
+    with pytest.raises(ValidationError, match="'cosine'"):
+        TrainingSettings.model_validate(
+            {"epochs": 1, "batch_size": 2, "scheduler": {"name": "cosine"}}
+        )
+    with pytest.raises(ValidationError, match="milestones"):
+        schedule({"name": "warmup_step", "milestones": [3]})
+    with pytest.raises(ValidationError, match="greater than 0"):
+        schedule({"name": "poly", "max_decay_steps": 0})
+
+
+def schedule(config: dict):
+    """The `training.scheduler` block of `config` ({"name": ..., **options})."""
+    options = dict(config)
+    return SCHEDULE_OPTIONS[options.pop("name")](**options)

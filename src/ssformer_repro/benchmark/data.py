@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from ssformer_repro.benchmark.common import Run, batch_stream, images_per_second, number, table
 from ssformer_repro.benchmark.reference import OfficialStyleDataset
 from ssformer_repro.polyps.augment import build_train_transform
+from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.polyps.torch_datasets import (
     CachedSegmentationDataset,
     ManifestSegmentationDataset,
@@ -29,7 +30,7 @@ def training_dataset(run: Run, data_path: str) -> Dataset:
     manifest, size = run.manifest, run.settings.size
     if data_path == "official_pil_files":
         return OfficialStyleDataset(manifest["image_path"], manifest["mask_path"], size)
-    augment = build_train_transform({"image_size": size}, seed=run.settings.seed)
+    augment = build_train_transform(AugmentationSettings(image_size=size), seed=run.settings.seed)
     if data_path == "manifest_files":
         return ManifestSegmentationDataset(manifest, "train", augment)
     return CachedSegmentationDataset.from_cache(run.decoded_cache(), augment)

@@ -15,10 +15,11 @@ from torch.utils.data import DataLoader, Subset
 
 from ssformer_repro.benchmark.common import Run, precisions, spread, table, timed
 from ssformer_repro.benchmark.settings import BenchmarkSettings
-from ssformer_repro.config.schema import EvaluationSettings
 from ssformer_repro.evaluation.predict import evaluate_predictions, predict_probabilities
+from ssformer_repro.evaluation.settings import EvaluationSettings
 from ssformer_repro.models import build_model
 from ssformer_repro.polyps.augment import build_eval_transform
+from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.polyps.strata import size_thresholds
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
 from ssformer_repro.training.parts import seed_everything
@@ -33,7 +34,7 @@ def measure(run: Run) -> dict[str, Any]:
 
 def measure_evaluation(backbone: str, head: str, run: Run, settings: BenchmarkSettings) -> list:
     """Rows of prediction and scoring images/s over the run's frames, per precision."""
-    transform = build_eval_transform({"image_size": settings.size})
+    transform = build_eval_transform(AugmentationSettings(image_size=settings.size))
     dataset, device = EvaluationDataset(run.manifest, None, transform), settings.device
     seed_everything(settings.seed)
     model = build_model(backbone, head).to(device)

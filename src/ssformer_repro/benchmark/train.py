@@ -74,7 +74,7 @@ def study_loop(
     placement = Placement.for_config(config, DistributedContext())  # one process
     parts = RunParts.build(model, config, placement)
     forward = torch.compile(parts.model) if compile else parts.model
-    loss_fn = build_loss(config.loss.model_dump())
+    loss_fn = build_loss(config.loss)
     if mode == "compute":
         take, data = _in_memory(settings, pin=settings.on_cuda, as_dicts=True), "in-memory batches"
     else:

@@ -18,9 +18,10 @@ from typing import Any
 import click
 from pydantic import BaseModel, ValidationError
 
-from ssformer_repro.config.schema import CHOICE_KEYS, RUN_BLOCKS, Parameters, Settings
+from ssformer_repro.config.schema import RUN_BLOCKS, Parameters
 from ssformer_repro.errors import UserError
 from ssformer_repro.grid.runs import GridRun, grid_runs, matches, run_settings
+from ssformer_repro.settings_types import CHOICE_KEYS, Settings
 
 
 class ConfigurationError(UserError, click.ClickException):

@@ -23,8 +23,8 @@ from kedro.config import MissingConfigException, OmegaConfigLoader
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ssformer_repro.config.schema import merge_settings
 from ssformer_repro.errors import UserError
+from ssformer_repro.settings_types import merge_settings
 
 REGISTRY_MODULE = "ssformer_repro.pipeline_registry"
 CONF_SOURCE = "conf"  # Kedro's default, which settings.py keeps
@@ -42,7 +42,7 @@ class UnknownEnvironmentError(UserError, MissingConfigException):
 
 class ChoiceAwareConfigLoader(OmegaConfigLoader):
     """Kedro's OmegaConfigLoader, with the user's conf/local over every environment and the
-    parameters merged as `config.schema.merge_settings` does.
+    parameters merged as `settings_types.merge_settings` does.
 
     Layers, each over the one before: conf/base, the environment (`--env`, default `local`),
     then conf/local's parameters and credentials when `--env` names another environment, then

@@ -11,7 +11,6 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ssformer_repro.config.schema import AugmentationSettings, EvaluationSettings
 from ssformer_repro.evaluation.boundary import boundary_convention
 from ssformer_repro.evaluation.figures import figure_png, plot_prediction_examples, select_examples
 from ssformer_repro.evaluation.metrics import (
@@ -25,10 +24,12 @@ from ssformer_repro.evaluation.predict import (
     evaluate_predictions,
     predict_probabilities,
 )
+from ssformer_repro.evaluation.settings import EvaluationSettings
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.augment import build_eval_transform
 from ssformer_repro.polyps.io import read_rgb
+from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
@@ -62,6 +63,7 @@ class TrainedModel:
         evaluation = settings["evaluation"]
         self.run = run
         self.settings = settings
+        self.augmentation = AugmentationSettings.model_validate(settings.get("augmentation", {}))
         self.device = resolve_device(evaluation.get("device", "auto"))
         amp = amp_settings(self.device, evaluation.get("amp", "off"))
         self.amp_dtype = amp.dtype if amp.enabled else None
@@ -81,7 +83,7 @@ class TrainedModel:
 
     def test_set(self, split_manifest: pd.DataFrame) -> EvaluationDataset:
         """The manifest's test split, resized and normalised as in training."""
-        transform = build_eval_transform(self.settings["augmentation"])
+        transform = build_eval_transform(self.augmentation)
         return EvaluationDataset(split_manifest, "test", transform)
 
     def predictions(self, dataset: Dataset, tta: str | None = None):

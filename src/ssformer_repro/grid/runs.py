@@ -22,8 +22,8 @@ from itertools import product
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from ssformer_repro.config.schema import merge_settings
 from ssformer_repro.errors import UserError
+from ssformer_repro.settings_types import merge_settings
 
 R = TypeVar("R", bound="GridRun")
 
@@ -211,7 +211,7 @@ def run_settings(
 
     An entry applies to the runs it `matches` (a run name, a prefix such as `kvasir.mit_b5`, or
     a glob); the more specific entries are merged last. A changed `name` or `strategy` replaces
-    its block (config.schema.merge_settings). `training.seed` is the run's seed.
+    its block (settings_types.merge_settings). `training.seed` is the run's seed.
     """
     overrides = reproduce.get("overrides") or {}
     applying = [key for key in overrides if matches(run.name, key)]

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ssformer_repro.models.backbones import build_backbone, get_backbone_spec
 from ssformer_repro.models.heads import build_head
 from ssformer_repro.models.pretrained import load_encoder_weights
+from ssformer_repro.models.settings import ModelSettings
 
 INPUT_MULTIPLE = 32  # the deepest backbone stage has stride 32
 
@@ -68,9 +69,7 @@ def build_model(
 
 def model_choices(backbone: str, head: str, model: Mapping[str, Any]) -> dict[str, Any]:
     """What a `model` parameters block sets for one backbone x head: its weights and its head's
-    options, with the schema's defaults filled in (config/schema.py, ModelSettings)."""
-    from ssformer_repro.config.schema import ModelSettings
-
+    options, with the head's defaults filled in (models/settings.py, ModelSettings)."""
     settings = ModelSettings.model_validate(model)
     options = getattr(settings.head_options, head, None)
     return {

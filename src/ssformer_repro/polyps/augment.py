@@ -20,10 +20,11 @@ from PIL import Image, ImageEnhance
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
-from ssformer_repro.config.schema import AugmentationSettings
+from ssformer_repro.polyps.settings import AugmentationSettings
 
 # The official values (docs/reference.md §3.1): the schema's defaults.
-DEFAULT_AUGMENTATION: dict[str, Any] = AugmentationSettings().model_dump(mode="json")
+OFFICIAL_AUGMENTATION = AugmentationSettings()
+DEFAULT_AUGMENTATION: dict[str, Any] = OFFICIAL_AUGMENTATION.model_dump(mode="json")
 
 PIL_ENHANCERS: dict[str, type] = {
     "contrast": ImageEnhance.Contrast,
@@ -149,17 +150,6 @@ class RandomDilationErosion(A.DualTransform):
         return ("kernel_size", "dilate_p", "erode_p")
 
 
-def resolve_augmentation_config(config: dict[str, Any] | None) -> dict[str, Any]:
-    """A (partial) `augmentation` block with the official defaults filled in, checked against
-    the schema: an unknown key or a bad value is a ValueError naming it and the valid keys."""
-    from ssformer_repro.config.checks import schema_problems
-
-    problems = schema_problems(AugmentationSettings, config or {}, "augmentation")
-    if problems:
-        raise ValueError("Bad augmentation settings:\n- " + "\n- ".join(problems))
-    return AugmentationSettings.model_validate(config or {}).model_dump(mode="json")
-
-
 def seed_transform(transform: A.Compose, seed: int | None) -> None:
     """Give every transform in ``transform`` one shared random stream seeded with ``seed``.
 
@@ -171,10 +161,10 @@ def seed_transform(transform: A.Compose, seed: int | None) -> None:
 
 
 def build_train_transform(
-    config: dict[str, Any] | None = None, seed: int | None = None
+    augmentation: AugmentationSettings = OFFICIAL_AUGMENTATION, seed: int | None = None
 ) -> A.Compose:
-    """Build the official SSFormer training augmentation from the ``augmentation`` config block."""
-    cfg = resolve_augmentation_config(config)
+    """Build the official SSFormer training augmentation from the ``augmentation`` block."""
+    cfg = augmentation.model_dump()
     size = cfg["image_size"]
     transform = A.Compose(
         [
@@ -222,9 +212,9 @@ def build_train_transform(
     return transform
 
 
-def build_eval_transform(config: dict[str, Any] | None = None) -> A.Compose:
+def build_eval_transform(augmentation: AugmentationSettings = OFFICIAL_AUGMENTATION) -> A.Compose:
     """Build the test-time transform: resize the image, normalise, convert to a tensor."""
-    cfg = resolve_augmentation_config(config)
+    cfg = augmentation.model_dump()
     size = cfg["image_size"]
     return A.Compose(
         [

@@ -113,7 +113,7 @@ def train_segmenter(
             # `parts.model` is the raw model (validated, saved); `model` is what training calls.
             model = training_model(parts.model, config, context, placement.device)
             epoch_step = EpochStep(
-                parts, model, build_loss(config.loss.model_dump()), placement, config, context
+                parts, model, build_loss(config.loss), placement, config, context
             )
             fingerprint = json.loads(json.dumps(run_fingerprint(config, inputs)))
             checkpoints = CheckpointWriter(run_dir, config, run_name, fingerprint, metadata or {})

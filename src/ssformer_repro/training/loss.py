@@ -1,8 +1,21 @@
-"""Segmentation losses on logits: the study's BCE + Dice, and PraNet's structure loss."""
+"""Segmentation losses on logits: the study's BCE + Dice, and PraNet's structure loss.
+
+A loss's options are its keyword arguments; `LOSS_OPTIONS` derives the `training.loss` block of
+each from its signature, so a new loss is this file and the YAML (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, NonNegativeFloat, PositiveInt
 from torch import nn
+
+from ssformer_repro.settings_types import Settings, options_model, options_of
+
+Positive = Annotated[float, Field(gt=0)]
 
 
 class BceDiceLoss(nn.Module):
@@ -18,7 +31,12 @@ class BceDiceLoss(nn.Module):
     of this reproduction.
     """
 
-    def __init__(self, bce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0):
+    def __init__(
+        self,
+        bce_weight: NonNegativeFloat = 1.0,
+        dice_weight: NonNegativeFloat = 1.0,
+        smooth: Positive = 1.0,
+    ) -> None:
         super().__init__()
         self.bce_weight = bce_weight
         self.dice_weight = dice_weight
@@ -45,7 +63,12 @@ class StructureLoss(nn.Module):
     per pixel as intended.
     """
 
-    def __init__(self, kernel_size: int = 31, edge_weight: float = 5.0, smooth: float = 1.0):
+    def __init__(
+        self,
+        kernel_size: PositiveInt = 31,
+        edge_weight: NonNegativeFloat = 5.0,
+        smooth: Positive = 1.0,
+    ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.edge_weight = edge_weight
@@ -71,15 +94,13 @@ class StructureLoss(nn.Module):
 
 
 LOSSES: dict[str, type[nn.Module]] = {"bce_dice": BceDiceLoss, "structure": StructureLoss}
+# The `training.loss` block of each loss: `name` and the loss's keyword arguments.
+LOSS_OPTIONS: dict[str, type[Settings]] = {
+    name: options_model(loss, f"{loss.__name__}Options", choice=("name", name))
+    for name, loss in LOSSES.items()
+}
 
 
-def build_loss(config: dict) -> nn.Module:
-    """Build a loss from {"name": <LOSSES key>, **options}, e.g. {"name": "bce_dice", "smooth": 1}."""
-    options = dict(config)
-    name = options.pop("name", None)
-    if name not in LOSSES:
-        raise ValueError(f"loss name {name!r} is unknown; valid names: {', '.join(LOSSES)}.")
-    try:
-        return LOSSES[name](**options)
-    except TypeError as err:
-        raise ValueError(f"loss {name!r}: bad options {sorted(options)}: {err}") from err
+def build_loss(options: Settings) -> nn.Module:
+    """The loss a `training.loss` block (one of `LOSS_OPTIONS`) chooses, with its options."""
+    return LOSSES[options.name](**options_of(options, "name"))

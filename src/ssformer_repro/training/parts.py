@@ -81,7 +81,7 @@ class RunParts:
         return cls(
             model=model,
             optimizer=optimizer,
-            scheduler=build_scheduler(optimizer, config.scheduler.model_dump()),
+            scheduler=build_scheduler(optimizer, config.scheduler),
             scaler=torch.amp.GradScaler(
                 placement.device.type, enabled=placement.amp.use_grad_scaler
             ),

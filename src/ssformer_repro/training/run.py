@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from ssformer_repro.config.schema import AugmentationSettings
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.models.pretrained import is_weights_path
 from ssformer_repro.models.segmenter import model_choices
 from ssformer_repro.polyps.augment import build_eval_transform, build_train_transform
 from ssformer_repro.polyps.cache import DecodedCache
+from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
@@ -72,7 +72,7 @@ def train_run(
 
     seed_everything(config.seed)
     network = build_configured_model(run.backbone, run.head, settings["model"])
-    augmentation = settings["augmentation"]
+    augmentation = AugmentationSettings.model_validate(settings["augmentation"])
     train_set = CachedSegmentationDataset.from_cache(
         decoded_cache.select(_ids(split_manifest, "train")),
         build_train_transform(augmentation, seed=config.seed),

@@ -1,11 +1,21 @@
 """Learning-rate schedules, stepped once per epoch: the report's polynomial decay and the official
-warm-up + step decay."""
+warm-up + step decay.
+
+A schedule's options are its keyword arguments after the optimizer; `SCHEDULE_OPTIONS` derives
+the `training.scheduler` block of each from its signature.
+"""
+
+from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Annotated
 
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+
+from ssformer_repro.settings_types import Settings, options_model, options_of
 
 
 class PolynomialLRDecay(LRScheduler):
@@ -21,11 +31,11 @@ class PolynomialLRDecay(LRScheduler):
     def __init__(
         self,
         optimizer: Optimizer,
-        max_decay_steps: int,
-        end_learning_rate: float = 1e-4,
+        max_decay_steps: PositiveInt = 40,
+        end_learning_rate: NonNegativeFloat = 1e-4,
         power: float = 1.0,
         last_epoch: int = -1,
-    ):
+    ) -> None:
         if max_decay_steps < 1:
             raise ValueError(f"poly schedule: max_decay_steps must be >= 1, got {max_decay_steps}.")
         self.max_decay_steps = max_decay_steps
@@ -51,7 +61,10 @@ def warmup_then_step_factor(epoch: int, warmup_epochs: int, step_size: int, gamm
 
 
 def warmup_step_schedule(
-    optimizer: Optimizer, warmup_epochs: int = 1, step_size: int = 200, gamma: float = 0.1
+    optimizer: Optimizer,
+    warmup_epochs: NonNegativeInt = 1,
+    step_size: PositiveInt = 200,
+    gamma: Annotated[float, Field(gt=0)] = 0.1,
 ) -> LambdaLR:
     """The official schedule: GradualWarmupScheduler(multiplier=1, total_epoch=1) then StepLR(200, 0.1).
 
@@ -74,17 +87,18 @@ SCHEDULERS: dict[str, Callable[..., LRScheduler]] = {
     "poly": PolynomialLRDecay,
     "warmup_step": warmup_step_schedule,
 }
+# The `training.scheduler` block of each schedule: `name` and its keyword arguments.
+SCHEDULE_OPTIONS: dict[str, type[Settings]] = {
+    name: options_model(
+        schedule,
+        f"{name.title().replace('_', '')}Schedule",
+        ("optimizer", "last_epoch"),
+        ("name", name),
+    )
+    for name, schedule in SCHEDULERS.items()
+}
 
 
-def build_scheduler(optimizer: Optimizer, config: dict) -> LRScheduler:
-    """Build a per-epoch schedule from {"name": <SCHEDULERS key>, **options}."""
-    options = dict(config)
-    name = options.pop("name", None)
-    if name not in SCHEDULERS:
-        raise ValueError(
-            f"scheduler name {name!r} is unknown; valid names: {', '.join(SCHEDULERS)}."
-        )
-    try:
-        return SCHEDULERS[name](optimizer, **options)
-    except TypeError as err:
-        raise ValueError(f"scheduler {name!r}: bad options {sorted(options)}: {err}") from err
+def build_scheduler(optimizer: Optimizer, options: Settings) -> LRScheduler:
+    """The per-epoch schedule a `training.scheduler` block (one of `SCHEDULE_OPTIONS`) chooses."""
+    return SCHEDULERS[options.name](optimizer, **options_of(options, "name"))

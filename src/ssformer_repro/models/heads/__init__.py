@@ -1,27 +1,39 @@
 """Decoder heads by name: the Progressive Locality Decoder, its linear variant and SegFormer's SeD.
 
 Every head maps the four backbone maps to one-channel logits at stride 4; its class attribute
-`upsample_align_corners` says how the segmenter resizes those logits to the input size.
+`upsample_align_corners` says how the segmenter resizes those logits to the input size. A head's
+options are its keyword arguments after `in_channels`: their types and defaults are the
+`model.head_options.<head>` block (`HeadSpec.options`), so a new option is the head's file and
+the YAML.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
 from ssformer_repro.models.heads.pld import ProgressiveLocalityDecoder
 from ssformer_repro.models.heads.pld_linear import LinearLocalityDecoder
 from ssformer_repro.models.heads.sed import SegFormerHead
+from ssformer_repro.settings_types import Settings, options_model
 
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """How to build a head: `build(in_channels, embed_dim=..., **options)`."""
+    """How to build a head: `build(in_channels, embed_dim=..., **options)`, and its options."""
 
     build: Callable[..., nn.Module]
     embed_dim: int | None  # None: use the backbone's SegFormer width (BackboneSpec.embed_dim)
+    options: type[Settings] = field(init=False)  # the head's keyword arguments, as a block
+
+    def __post_init__(self) -> None:
+        # embed_dim may be left unset (None): the registry's width, or the backbone's.
+        options = options_model(
+            self.build, f"{self.build.__name__}Options", ("in_channels",), optional=("embed_dim",)
+        )
+        object.__setattr__(self, "options", options)
 
 
 HEADS: dict[str, HeadSpec] = {

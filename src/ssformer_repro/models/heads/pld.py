@@ -8,11 +8,14 @@ builds a 4C -> C fuse layer that its forward never uses; it is left out here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
+from pydantic import PositiveInt
 from torch import Tensor, nn
 
 from ssformer_repro.models.heads.sed import conv_bn_relu, resize_to_first
+from ssformer_repro.settings_types import Probability
 
 
 class LocalEmphasis(nn.Sequential):
@@ -69,9 +72,9 @@ class ProgressiveLocalityDecoder(nn.Module):
     def __init__(
         self,
         in_channels: Sequence[int],
-        embed_dim: int,
-        fusion: str = "cat",
-        dropout: float = 0.1,
+        embed_dim: PositiveInt,
+        fusion: Literal["cat", "add"] = "cat",
+        dropout: Probability = 0.1,
     ) -> None:
         super().__init__()
         self.stage_layers = nn.ModuleList(self.stage_layer(c, embed_dim) for c in in_channels)

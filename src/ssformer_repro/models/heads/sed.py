@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from pydantic import PositiveInt
 from torch import Tensor, nn
+
+from ssformer_repro.settings_types import Probability
 
 
 class LinearEmbedding(nn.Module):
@@ -45,7 +48,9 @@ class SegFormerHead(nn.Module):
 
     upsample_align_corners = False  # SegFormer resizes its logits with align_corners=False
 
-    def __init__(self, in_channels: Sequence[int], embed_dim: int, dropout: float = 0.1) -> None:
+    def __init__(
+        self, in_channels: Sequence[int], embed_dim: PositiveInt, dropout: Probability = 0.1
+    ) -> None:
         super().__init__()
         self.embeddings = nn.ModuleList(LinearEmbedding(c, embed_dim) for c in in_channels)
         self.fuse = conv_bn_relu(len(in_channels) * embed_dim, embed_dim)

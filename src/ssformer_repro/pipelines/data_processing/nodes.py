@@ -118,11 +118,14 @@ def plot_augmentation_preview(
     """A grid of augmented training samples with their masks, to check alignment by eye."""
     from ssformer_repro.polyps.augment import build_train_transform
     from ssformer_repro.polyps.preview import plot_augmented_samples
+    from ssformer_repro.polyps.settings import AugmentationSettings
     from ssformer_repro.polyps.splits import CROSS_VALIDATION
     from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 
     preview = data_processing["preview"]
-    transform = build_train_transform(augmentation, seed=preview["seed"])
+    transform = build_train_transform(
+        AugmentationSettings.model_validate(augmentation), seed=preview["seed"]
+    )
     # A k-fold dataset has no fixed train split: every image trains some fold.
     split = CROSS_VALIDATION if CROSS_VALIDATION in decoded_cache.splits else "train"
     dataset = CachedSegmentationDataset.from_cache(decoded_cache, transform, split=split)

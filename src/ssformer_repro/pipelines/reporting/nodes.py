@@ -96,8 +96,8 @@ def tabulate_verdict(
 ) -> pd.DataFrame:
     """Does each PLD beat SeD (and the official PLD the report's), cell by cell, as heads?
     (On the scores of `evaluation.tta`, which the tables name.)"""
-    from ssformer_repro.config.schema import StatisticsSettings
     from ssformer_repro.reporting.published import report_differences
+    from ssformer_repro.reporting.settings import StatisticsSettings
     from ssformer_repro.reporting.verdict import verdict_table
 
     settings = StatisticsSettings.model_validate(statistics)
@@ -117,9 +117,9 @@ def plan_seeds(
 ) -> tuple[pd.DataFrame, str]:
     """What it would take to settle each comparison: seeds per head (or test images) for the
     planner's power, priced with the hours the runs took (histories keyed by run name)."""
-    from ssformer_repro.config.schema import StatisticsSettings
     from ssformer_repro.reporting.power import power_markdown, power_table, training_hours
     from ssformer_repro.reporting.published import report_differences
+    from ssformer_repro.reporting.settings import StatisticsSettings
 
     settings = StatisticsSettings.model_validate(statistics)
     table = power_table(
@@ -139,8 +139,8 @@ def write_verdict(
     verdict: pd.DataFrame, power: pd.DataFrame, statistics: dict[str, Any]
 ) -> tuple[str, str]:
     """verdict.md (with what more seeds would settle, from the power table) and verdict.tex."""
-    from ssformer_repro.config.schema import StatisticsSettings
     from ssformer_repro.reporting.power import plans_summary
+    from ssformer_repro.reporting.settings import StatisticsSettings
     from ssformer_repro.reporting.verdict import verdict_latex, verdict_markdown
 
     settings = StatisticsSettings.model_validate(statistics)
@@ -162,7 +162,8 @@ def tabulate_where_heads_differ(
     image_scores: pd.DataFrame, statistics: dict[str, Any], evaluation: dict[str, Any]
 ) -> tuple[pd.DataFrame, str, str]:
     """Each comparison by metric (Dice, NSD, HD95) and polyp stratum, head-level (CSV, MD, TeX)."""
-    from ssformer_repro.config.schema import EvaluationSettings, StatisticsSettings
+    from ssformer_repro.evaluation.settings import EvaluationSettings
+    from ssformer_repro.reporting.settings import StatisticsSettings
     from ssformer_repro.reporting.where import where_latex, where_markdown, where_table
 
     settings = StatisticsSettings.model_validate(statistics)
