@@ -14,11 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ssformer_repro.benchmark import SECTIONS, BenchmarkSettings, common, reference, run_benchmark
+from ssformer_repro.benchmark import common, reference
 from ssformer_repro.benchmark.__main__ import build_parser, main
 from ssformer_repro.benchmark.attention import break_even_steps
 from ssformer_repro.benchmark.estimate import configured_grid, estimate
-from ssformer_repro.benchmark.runner import render_markdown
+from ssformer_repro.benchmark.runner import SECTIONS, render_markdown, run_benchmark
+from ssformer_repro.benchmark.settings import SECTION_NAMES, BenchmarkSettings
 
 TINY = dict(
     device="cpu",
@@ -280,6 +281,10 @@ def test_every_setting_is_an_option_with_device_defaults() -> None:
         "data",
         "eval",
     ]
+
+
+def test_the_settings_name_the_sections_of_the_runner() -> None:
+    assert tuple(SECTIONS) == SECTION_NAMES  # settings.py checks --sections against the names
 
 
 def test_batch_stream_cycles_through_epochs_of_full_batches() -> None:

@@ -32,7 +32,8 @@ class Section:
     default: bool = True  # run when --sections is not given
 
 
-# In running order: the data section compares with the training step measured before it.
+# In running order (settings.SECTION_NAMES): the data section compares with the training step
+# measured before it.
 SECTIONS: dict[str, Section] = {
     "train": Section("Training throughput", train.measure, train.markdown),
     "data": Section("Data path", data.measure, data.markdown),

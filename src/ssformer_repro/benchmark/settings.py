@@ -20,6 +20,8 @@ DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
     "cuda": {"batch_size": 32, "steps": 20, "warmup": 5, "workers": (0, 4, 8), "train_workers": 4},
     "cpu": {"batch_size": 8, "steps": 5, "warmup": 2, "workers": (0, 2), "train_workers": 0},
 }
+# In running order; each is an entry of `runner.SECTIONS`, which imports this module.
+SECTION_NAMES = ("train", "data", "eval", "attention", "predict")
 
 
 def comma_list(cast: type) -> Any:
@@ -61,8 +63,6 @@ class BenchmarkSettings:
     compile_steps: int = option(10, "section attention: torch.compile steps, 0: none", int)
 
     def __post_init__(self) -> None:
-        from ssformer_repro.benchmark.runner import SECTIONS  # runner imports this module
-
         try:
             device = resolve_device(str(self.device))
         except (ValueError, RuntimeError) as error:
@@ -72,7 +72,9 @@ class BenchmarkSettings:
         resolved |= {name: value for name, value in defaults if getattr(self, name) is None}
         for name, value in resolved.items():
             object.__setattr__(self, name, value)
-        names = dict(sections=SECTIONS, backbones=available_backbones(), heads=available_heads())
+        names = dict(
+            sections=SECTION_NAMES, backbones=available_backbones(), heads=available_heads()
+        )
         for option, known in names.items():
             if not set(getattr(self, option) or ()) <= set(known):
                 raise ValueError(f"--{option} must be among {', '.join(known)}")

@@ -8,11 +8,20 @@ from kedro.pipeline import Node, Pipeline
 
 from ssformer_repro.config.loader import pipeline_parameters
 
-from . import nodes
+from .nodes import (
+    build_decoded_cache,
+    discover_raw_pairs,
+    fix_size_strata,
+    generate_synthetic_dataset,
+    measure_images,
+    plot_augmentation_preview,
+    split_dataset,
+    summarise_dataset,
+)
 
 RAW_SOURCES = {
-    "files": nodes.discover_raw_pairs,
-    "synthetic": nodes.generate_synthetic_dataset,
+    "files": discover_raw_pairs,
+    "synthetic": generate_synthetic_dataset,
 }
 
 
@@ -22,20 +31,18 @@ def dataset_pipeline(name: str, source: str) -> Pipeline:
         raise ValueError(
             f"datasets.{name}.source is {source!r}; valid sources: {sorted(RAW_SOURCES)}"
         )
-    summarise = update_wrapper(
-        partial(nodes.summarise_dataset, dataset_name=name), nodes.summarise_dataset
-    )
+    summarise = update_wrapper(partial(summarise_dataset, dataset_name=name), summarise_dataset)
     template = Pipeline(
         [
             Node(RAW_SOURCES[source], "params:dataset", "raw_pairs", name="ingest_raw_dataset"),
             Node(
-                nodes.measure_images,
+                measure_images,
                 ["raw_pairs", "params:data_processing"],
                 "image_stats",
                 name="measure_images",
             ),
             Node(
-                nodes.split_dataset,
+                split_dataset,
                 ["raw_pairs", "params:dataset"],
                 "split_manifest",
                 name="split_dataset",
@@ -47,19 +54,19 @@ def dataset_pipeline(name: str, source: str) -> Pipeline:
                 name="summarise_dataset",
             ),
             Node(
-                nodes.fix_size_strata,
+                fix_size_strata,
                 ["image_stats", "split_manifest"],
                 "size_strata",
                 name="fix_size_strata",
             ),
             Node(
-                nodes.build_decoded_cache,
+                build_decoded_cache,
                 ["split_manifest", "params:data_processing"],
                 "decoded_cache",
                 name="build_decoded_cache",
             ),
             Node(
-                nodes.plot_augmentation_preview,
+                plot_augmentation_preview,
                 ["decoded_cache", "params:augmentation", "params:data_processing"],
                 "augmentation_preview",
                 name="plot_augmentation_preview",

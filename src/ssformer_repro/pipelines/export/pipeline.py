@@ -7,7 +7,7 @@ from kedro.pipeline import Node, Pipeline
 from ssformer_repro.config.loader import pipeline_parameters
 from ssformer_repro.grid.runs import GridRun
 
-from . import nodes
+from .nodes import export_run
 
 
 def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
@@ -20,7 +20,7 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                nodes.export_run,
+                export_run,
                 inputs={
                     "export": "params:export",
                     "training_summary": f"{run.namespace}.training_summary",

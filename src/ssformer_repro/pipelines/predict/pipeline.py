@@ -11,7 +11,7 @@ from kedro.pipeline import Node, Pipeline
 from ssformer_repro.config.loader import pipeline_parameters
 from ssformer_repro.grid.runs import GridRun
 
-from . import nodes
+from .nodes import segment_frames
 
 
 def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
@@ -28,9 +28,7 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     run = _run_or_none(predict.get("run"))
     if run is not None:
         inputs["run_folder"] = f"{run.namespace}.run_folder"
-    return Pipeline(
-        [Node(nodes.segment_frames, inputs, "predict.predictions", name="segment_frames")]
-    )
+    return Pipeline([Node(segment_frames, inputs, "predict.predictions", name="segment_frames")])
 
 
 def _run_or_none(name: str | None) -> GridRun | None:

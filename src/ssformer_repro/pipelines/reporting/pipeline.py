@@ -7,7 +7,24 @@ from kedro.pipeline import Node, Pipeline
 from ssformer_repro.config.loader import pipeline_parameters
 from ssformer_repro.grid.runs import parameter_grid
 
-from . import nodes
+from .nodes import (
+    collect_image_scores,
+    collect_runs,
+    collect_test_sets,
+    compare_with_published,
+    plan_seeds,
+    plot_nsd_gallery,
+    plot_study_figures,
+    plot_verdict,
+    plot_where_heads_differ,
+    tabulate_model_sizes,
+    tabulate_results,
+    tabulate_test_sets,
+    tabulate_toolbox_metrics,
+    tabulate_verdict,
+    tabulate_where_heads_differ,
+    write_verdict,
+)
 
 
 def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
@@ -30,43 +47,41 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     } | {f"split_manifest_{i}": f"{dataset}.split_manifest" for i, dataset in enumerate(datasets)}
     template = Pipeline(
         [
-            Node(nodes.collect_runs, test_metrics, "study_runs", name="collect_runs"),
+            Node(collect_runs, test_metrics, "study_runs", name="collect_runs"),
+            Node(collect_image_scores, test_scores, "image_scores", name="collect_image_scores"),
             Node(
-                nodes.collect_image_scores, test_scores, "image_scores", name="collect_image_scores"
-            ),
-            Node(
-                nodes.tabulate_verdict,
+                tabulate_verdict,
                 ["image_scores", "params:statistics", "params:evaluation"],
                 "verdict",
                 name="tabulate_verdict",
             ),
             Node(
-                nodes.plan_seeds,
+                plan_seeds,
                 {"image_scores": "image_scores", "statistics": "params:statistics", **histories},
                 ["power", "power_markdown"],
                 name="plan_seeds",
             ),
             Node(
-                nodes.write_verdict,
+                write_verdict,
                 ["verdict", "power", "params:statistics"],
                 ["verdict_markdown", "verdict_latex"],
                 name="write_verdict",
             ),
-            Node(nodes.plot_verdict, "verdict", "forest_plot", name="plot_verdict"),
+            Node(plot_verdict, "verdict", "forest_plot", name="plot_verdict"),
             Node(
-                nodes.tabulate_where_heads_differ,
+                tabulate_where_heads_differ,
                 ["image_scores", "params:statistics", "params:evaluation"],
                 ["where_heads_differ", "where_heads_differ_markdown", "where_heads_differ_latex"],
                 name="tabulate_where_heads_differ",
             ),
             Node(
-                nodes.plot_where_heads_differ,
+                plot_where_heads_differ,
                 "where_heads_differ",
                 "where_heads_differ_plot",
                 name="plot_where_heads_differ",
             ),
             Node(
-                nodes.plot_nsd_gallery,
+                plot_nsd_gallery,
                 {
                     "image_scores": "image_scores",
                     "model": "params:model",
@@ -80,41 +95,39 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
                 "nsd_gallery",
                 name="plot_nsd_gallery",
             ),
+            Node(collect_test_sets, test_metrics, "study_test_sets", name="collect_test_sets"),
             Node(
-                nodes.collect_test_sets, test_metrics, "study_test_sets", name="collect_test_sets"
-            ),
-            Node(
-                nodes.tabulate_test_sets,
+                tabulate_test_sets,
                 "study_test_sets",
                 ["test_set_table", "test_set_table_markdown", "test_set_table_latex"],
                 name="tabulate_test_sets",
             ),
             Node(
-                nodes.tabulate_results,
+                tabulate_results,
                 "study_runs",
                 ["results_table", "results_table_markdown", "results_table_latex", "study_metrics"],
                 name="tabulate_results",
             ),
             Node(
-                nodes.compare_with_published,
+                compare_with_published,
                 "study_test_sets",
                 ["published_comparison", "published_comparison_markdown"],
                 name="compare_with_published",
             ),
             Node(
-                nodes.tabulate_toolbox_metrics,
+                tabulate_toolbox_metrics,
                 test_metrics,
                 ["toolbox_table", "toolbox_table_markdown"],
                 name="tabulate_toolbox_metrics",
             ),
             Node(
-                nodes.tabulate_model_sizes,
+                tabulate_model_sizes,
                 ["study_runs", "params:model_sizes", "records_folder"],
                 ["model_sizes", "model_sizes_markdown"],
                 name="tabulate_model_sizes",
             ),
             Node(
-                nodes.plot_study_figures,
+                plot_study_figures,
                 {"runs": "study_runs", **histories},
                 ["training_curves", "mdice_bars"],
                 name="plot_study_figures",

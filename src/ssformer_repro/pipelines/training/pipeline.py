@@ -9,7 +9,7 @@ from kedro.pipeline import Node, Pipeline
 from ssformer_repro.config.loader import pipeline_parameters
 from ssformer_repro.grid.runs import GridRun, parameter_grid
 
-from . import nodes
+from .nodes import evaluate, plot_examples, train
 
 SHARED_PARAMETERS = ["training", "model", "evaluation", "augmentation", "reproduce", "tracking"]
 
@@ -24,7 +24,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
     template = Pipeline(
         [
             Node(
-                _for_run(nodes.train, run),
+                _for_run(train, run),
                 inputs={
                     "decoded_cache": "decoded_cache",
                     "split_manifest": "split_manifest",
@@ -39,7 +39,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
                 name="train",
             ),
             Node(
-                _for_run(nodes.evaluate, run),
+                _for_run(evaluate, run),
                 inputs={
                     "split_manifest": "split_manifest",
                     "size_strata": "size_strata",
@@ -54,7 +54,7 @@ def run_pipeline(run: GridRun) -> Pipeline:
                 name="evaluate",
             ),
             Node(
-                _for_run(nodes.plot_examples, run),
+                _for_run(plot_examples, run),
                 inputs={
                     "split_manifest": "split_manifest",
                     "test_scores": "test_scores",
