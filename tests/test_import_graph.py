@@ -13,7 +13,6 @@ import ast
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "ssformer_repro"
@@ -71,7 +70,6 @@ def test_no_import_cycles() -> None:
     assert not cycles, f"{len(cycles)} import cycles:\n" + "\n".join(cycles)
 
 
-@pytest.mark.xfail(strict=True, reason="settings types are being moved next to their code")
 def test_domain_packages_do_not_import_config() -> None:
     domain = [f"{PACKAGE}.{package}" for package in DOMAIN_PACKAGES]
     imports = sorted(
