@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ssformer_repro.grid.run_config import RunConfig, resolve_run
 from ssformer_repro.training.checkpoint import load_checkpoint
 from ssformer_repro.training.parts import seed_everything
 from ssformer_repro.training.settings import TrainingSettings
@@ -169,3 +170,9 @@ def tiny_config(**overrides) -> TrainingSettings:
         "device": "cpu",
     }
     return TrainingSettings(**{**settings, **overrides})
+
+
+def run_config(run, blocks: dict) -> RunConfig:
+    """`run`'s configuration from parameter `blocks` (model, augmentation, evaluation...), with
+    a one-epoch training block when they have none, as evaluation and inference tests need."""
+    return resolve_run(run, {"training": {"epochs": 1, "batch_size": 2}, **blocks})

@@ -219,7 +219,7 @@ class ConfigurationCheckHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         from ssformer_repro.config.checks import (
             ConfigurationError,
-            check_parameters,
+            check_runs,
             resume_problems,
             usage_problems,
             verdict_problems,
@@ -237,7 +237,8 @@ class ConfigurationCheckHook:
             grid = []  # check_parameters reports why
         runs = [run for run in grid if run.namespace in namespaces]
         problems = self._unread_problems(where)
-        problems += check_parameters(self._parameters, datasets, runs)
+        found, configs = check_runs(self._parameters, datasets, runs)
+        problems += found
         pipeline_names = run_params.get("pipeline_names") or ["__default__"]
         problems += usage_problems(self._parameters, pipeline_names)
         if "reporting" in namespaces and grid and not problems:
@@ -259,6 +260,8 @@ class ConfigurationCheckHook:
 
             click.echo(would_run_summary(where, self._loader.layers(), datasets, runs, pipeline))
             raise click.exceptions.Exit(0)
+        for run in runs:  # each run's nodes read the configuration checked here
+            catalog.save(f"{run.namespace}.run_config", configs[run.name])
 
     def _unread_problems(self, where: str) -> list[str]:
         """Files and settings given that nothing of this environment reads."""

@@ -15,6 +15,7 @@ from ssformer_repro.evaluation.settings import EvaluationSettings
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.synthetic import generate_synthetic_polyps
+from tests.tiny import run_config
 
 RUN = GridRun("synth", "mit_b0", "sed", 1)
 STRATA = {"small_below": 0.05, "large_from": 0.2}  # polyp-size thresholds
@@ -23,6 +24,7 @@ SETTINGS = {
     "augmentation": {"image_size": 32},
     "evaluation": EvaluationSettings(batch_size=4, device="cpu").model_dump(),
 }
+CONFIG = run_config(RUN, SETTINGS)
 
 
 @pytest.fixture
@@ -36,14 +38,12 @@ def scored_run(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, Path, Path]:
         rows.append(dict(id=image_id, image_path=str(image_path), mask_path=str(mask_path)))
     manifest = pd.DataFrame(rows).assign(split="test", subset="")
     torch.manual_seed(0)
-    network = build_configured_model(RUN.backbone, RUN.head, SETTINGS["model"], False)
+    network = build_configured_model(RUN.backbone, RUN.head, CONFIG.model, False)
     checkpoint = tmp_path / "best.pt"
     torch.save({"model": network.state_dict()}, checkpoint)
     run_folder = tmp_path / "run"
     run_folder.mkdir()
-    scores, _ = evaluate.evaluate_checkpoint(
-        RUN, SETTINGS, manifest, checkpoint, STRATA, run_folder
-    )
+    scores, _ = evaluate.evaluate_checkpoint(CONFIG, manifest, checkpoint, STRATA, run_folder)
     return manifest, scores, checkpoint, run_folder
 
 
@@ -51,7 +51,7 @@ def test_test_examples_are_drawn_once_per_result(
     scored_run: tuple[pd.DataFrame, pd.DataFrame, Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest, scores, checkpoint, run_folder = scored_run
-    png = evaluate.plot_test_examples(RUN, SETTINGS, manifest, scores, checkpoint, run_folder)
+    png = evaluate.plot_test_examples(CONFIG, manifest, scores, checkpoint, run_folder)
     assert png.startswith(b"\x89PNG")
     assert (run_folder / evaluate.EXAMPLES_FIGURE).read_bytes() == png
 
@@ -59,13 +59,15 @@ def test_test_examples_are_drawn_once_per_result(
         raise AssertionError("the figure of an unchanged result is drawn again")
 
     monkeypatch.setattr(evaluate, "TrainedModel", no_model)
-    again = evaluate.plot_test_examples(RUN, SETTINGS, manifest, scores, checkpoint, run_folder)
+    again = evaluate.plot_test_examples(CONFIG, manifest, scores, checkpoint, run_folder)
     assert again == png
 
     # another result (here, another threshold) is drawn again, from the model
     changed = {**SETTINGS, "evaluation": {**SETTINGS["evaluation"], "threshold": 0.4}}
     with pytest.raises(AssertionError, match="drawn again"):
-        evaluate.plot_test_examples(RUN, changed, manifest, scores, checkpoint, run_folder)
+        evaluate.plot_test_examples(
+            run_config(RUN, changed), manifest, scores, checkpoint, run_folder
+        )
 
 
 def test_scoring_runs_on_the_configured_cpu_threads_and_a_change_of_them_rescores_nothing(
@@ -84,11 +86,11 @@ def test_scoring_runs_on_the_configured_cpu_threads_and_a_change_of_them_rescore
     more = {**SETTINGS, "evaluation": {**SETTINGS["evaluation"], "threads": before + 1}}
 
     scores, metrics = evaluate.evaluate_checkpoint(
-        RUN, more, manifest, checkpoint, STRATA, tmp_path
+        run_config(RUN, more), manifest, checkpoint, STRATA, tmp_path
     )
     assert threads_seen == [before + 1] and torch.get_num_threads() == before
 
-    again = evaluate.evaluate_checkpoint(RUN, SETTINGS, manifest, checkpoint, STRATA, tmp_path)
+    again = evaluate.evaluate_checkpoint(CONFIG, manifest, checkpoint, STRATA, tmp_path)
     assert threads_seen == [before + 1]  # kept from the first scoring
     pd.testing.assert_frame_equal(again[0], scores)
     assert again[1] == metrics

@@ -26,7 +26,7 @@ from ssformer_repro.training.failures import OutOfMemoryError, explained_resourc
 from ssformer_repro.training.loop import train_segmenter
 from ssformer_repro.training.parts import Placement, RunParts
 from tests.gpu.common import channels_last_weights, cuda_config, disks, last, mit_model
-from tests.tiny import AllocatesTooMuch, EvaluationDisks, relative_difference
+from tests.tiny import AllocatesTooMuch, EvaluationDisks, relative_difference, run_config
 
 pytestmark = pytest.mark.gpu
 
@@ -131,7 +131,7 @@ def test_evaluation_in_bf16_scores_like_fp32(tmp_path):
             "num_workers": 0,
         }
         settings = {"evaluation": evaluation, "model": {"pretrained": None}}
-        model = TrainedModel(run, settings, tmp_path / "best.pt")
+        model = TrainedModel(run_config(run, settings), tmp_path / "best.pt")
         assert model.amp_dtype == (torch.bfloat16 if amp == "bf16" else None)
         predictions = list(model.predictions(test_images))
         per_image, _ = evaluate_predictions(predictions, threshold=0.5)

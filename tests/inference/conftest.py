@@ -10,6 +10,7 @@ import torch
 from ssformer_repro.evaluation.evaluate import TrainedModel
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
+from tests.tiny import run_config
 
 RUN = GridRun("synth", "mit_b0", "sed", 1)
 SETTINGS = {
@@ -29,7 +30,7 @@ SETTINGS = {
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    network = build_configured_model(RUN.backbone, RUN.head, SETTINGS["model"], False)
+    network = build_configured_model(RUN.backbone, RUN.head, run_config(RUN, SETTINGS).model, False)
     path = tmp_path_factory.mktemp("run") / "best.pt"
     torch.save({"model": network.state_dict(), "run_name": RUN.name, "epoch": 1}, path)
     return path
@@ -37,4 +38,4 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def trained(checkpoint: Path) -> TrainedModel:
-    return TrainedModel(RUN, SETTINGS, checkpoint)
+    return TrainedModel(run_config(RUN, SETTINGS), checkpoint)

@@ -23,8 +23,9 @@ def onnx_file(
     tmp_path_factory: pytest.TempPathFactory, checkpoint: Path
 ) -> tuple[Path, ProbabilityModel]:
     from tests.inference.conftest import RUN, SETTINGS
+    from tests.tiny import run_config
 
-    model = ProbabilityModel(TrainedModel(RUN, SETTINGS, checkpoint).network)
+    model = ProbabilityModel(TrainedModel(run_config(RUN, SETTINGS), checkpoint).network)
     return export_onnx(model, 32, tmp_path_factory.mktemp("onnx") / "model.onnx"), model
 
 

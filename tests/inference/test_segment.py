@@ -22,6 +22,7 @@ from ssformer_repro.inference.segment import (
 from ssformer_repro.training.checkpoint import CheckpointError
 from tests.inference.conftest import RUN, SETTINGS
 from tests.inference.test_frames import write_frames
+from tests.tiny import run_config
 
 
 def test_every_frame_gets_a_mask_at_its_size_and_a_row(trained: TrainedModel, tmp_path: Path):
@@ -100,4 +101,4 @@ def test_the_checkpoint_is_the_runs_or_the_given_file(checkpoint: Path, tmp_path
 def test_a_checkpoint_of_another_architecture_is_refused(checkpoint: Path) -> None:
     pld = RUN.__class__("synth", "mit_b0", "pld", 1)
     with pytest.raises(CheckpointError, match="does not hold a mit_b0 \\+ pld network"):
-        TrainedModel(pld, SETTINGS, checkpoint)
+        TrainedModel(run_config(pld, SETTINGS), checkpoint)

@@ -18,7 +18,8 @@ from PIL import Image
 from ssformer_repro.config.loader import load_parameters
 from ssformer_repro.evaluation.evaluate import TrainedModel
 from ssformer_repro.evaluation.metrics import binarise
-from ssformer_repro.grid.runs import GridRun, run_settings
+from ssformer_repro.grid.run_config import resolve_run
+from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.inference.export import ProbabilityModel
 from tests.conftest import kedro
 
@@ -30,9 +31,9 @@ PREDICTIONS = "data/demo/09_inference/predictions"
 
 def trained(project: Path, run: GridRun) -> TrainedModel:
     parameters = load_parameters(project, "demo")
-    blocks = {key: parameters[key] for key in ("model", "augmentation", "evaluation")}
-    settings = run_settings(run, blocks, parameters["reproduce"])
-    return TrainedModel(run, settings, project / "data/demo/06_models" / run.folder / "best.pt")
+    return TrainedModel(
+        resolve_run(run, parameters), project / "data/demo/06_models" / run.folder / "best.pt"
+    )
 
 
 @pytest.fixture(scope="module")

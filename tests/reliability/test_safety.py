@@ -175,6 +175,7 @@ def test_credentials_never_reach_mlflow_parameters(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from ssformer_repro.grid.run_config import resolve_run
     from ssformer_repro.grid.runs import GridRun
     from ssformer_repro.pipelines.training import nodes
     from ssformer_repro.polyps.cache import DecodedCache
@@ -214,17 +215,9 @@ def test_credentials_never_reach_mlflow_parameters(
     manifest = pd.DataFrame(
         {"id": cache.ids, "image_path": "x", "mask_path": "y", "split": cache.splits}
     )
-    summary, _ = nodes.train(
-        cache,
-        manifest,
-        tmp_path / "run_folder",
-        parameters["training"],
-        parameters["model"],
-        parameters["augmentation"],
-        parameters["reproduce"],
-        tracking,
-        run=GridRun("kvasir", "mit_b0", "pld", 42),
-    )
+    run = GridRun("kvasir", "mit_b0", "pld", 42)
+    config = resolve_run(run, {**parameters, "tracking": tracking})
+    summary, _ = nodes.train(config, cache, manifest, tmp_path / "run_folder")
 
     logged = mlflow.get_run(summary["mlflow_run_id"]).data
     assert logged.params["training.batch_size"] == str(parameters["training"]["batch_size"])

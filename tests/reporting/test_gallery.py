@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from ssformer_repro.evaluation.settings import EvaluationSettings
 from ssformer_repro.reporting import gallery
 
 
@@ -47,7 +48,7 @@ class FakeModel:
 
     def __init__(self, manifest_root: Path) -> None:
         FakeModel.built += 1
-        self.settings = {"evaluation": {"threshold": 0.5}}
+        self.evaluation = EvaluationSettings(threshold=0.5)
 
     def test_set(self, manifest: pd.DataFrame):
         class Samples(list):

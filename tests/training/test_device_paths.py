@@ -53,6 +53,7 @@ from tests.tiny import (
     channels_last_weights,
     last,
     relative_difference,
+    run_config,
     tiny_model,
     torchrun_environment,
 )
@@ -309,9 +310,8 @@ def test_evaluation_amp_bf16_scores_on_the_cpu_like_fp32(tmp_path, monkeypatch):
 
     def scored(amp: str) -> tuple[evaluate.TrainedModel, float, list[np.ndarray]]:
         evaluation = {"amp": amp, "device": "cpu", "batch_size": 4, "num_workers": 0}
-        model = evaluate.TrainedModel(
-            run, {"evaluation": evaluation, "model": {}}, tmp_path / "best.pt"
-        )
+        config = run_config(run, {"evaluation": evaluation, "model": {}})
+        model = evaluate.TrainedModel(config, tmp_path / "best.pt")
         predictions = list(model.predictions(EvaluationDisks(count=8, seed=1)))
         per_image, _ = evaluate_predictions(
             predictions, size_strata=STRATA, nsd_tolerance=None, threshold=0.5

@@ -18,8 +18,9 @@ from typing import Any
 import click
 from pydantic import BaseModel, ValidationError
 
-from ssformer_repro.config.schema import RUN_BLOCKS, Parameters
+from ssformer_repro.config.schema import Parameters
 from ssformer_repro.errors import UserError
+from ssformer_repro.grid.run_config import RunConfig, run_values
 from ssformer_repro.grid.runs import GridRun, grid_runs, matches, run_settings
 from ssformer_repro.settings_types import CHOICE_KEYS, Settings
 
@@ -42,23 +43,35 @@ def check_parameters(
     parameters: dict[str, Any], datasets: Iterable[str], runs: Iterable[GridRun]
 ) -> list[str]:
     """Every problem of `parameters` for the given datasets and grid runs."""
+    return check_runs(parameters, datasets, runs)[0]
+
+
+def check_runs(
+    parameters: dict[str, Any], datasets: Iterable[str], runs: Iterable[GridRun]
+) -> tuple[list[str], dict[str, RunConfig]]:
+    """Every problem of `parameters` for the given datasets and grid runs, and, when there is
+    none, each run's configuration by run name (what the run's nodes receive)."""
     problems = schema_problems(Parameters, parameters)
     if problems:  # the rest needs well-formed blocks
-        return problems
+        return problems, {}
     datasets, runs = list(datasets), list(runs)
     problems += grid_problems(parameters, with_runs=bool(runs))
     for name in datasets:
         if name in parameters["datasets"]:  # else grid_problems said so
             problems += dataset_problems(name, parameters["datasets"][name])
+    configs: dict[str, RunConfig] = {}
     by_problem: dict[str, list[str]] = {}  # the same problem in many runs is listed once
     for run in runs:
-        for problem in run_problems(run, parameters):
+        config, found = check_run(run, parameters)
+        for problem in found:
             by_problem.setdefault(problem, []).append(run.name)
+        if config is not None:
+            configs[run.name] = config
     problems += [
         f"{names[0]}: {problem}" if len(names) == 1 else f"{problem} (runs {', '.join(names)})"
         for problem, names in by_problem.items()
     ]
-    return problems
+    return problems, configs if not problems else {}
 
 
 def schema_problems(model: type[BaseModel], values: Any, prefix: str = "") -> list[str]:
@@ -237,23 +250,22 @@ def id_lists_problems(name: str, files: dict[str, str | None], ids: list[str] | 
     return id_list_problems(ids, located, where=where)
 
 
-def run_problems(run: GridRun, parameters: dict[str, Any]) -> list[str]:
-    """A run's own settings (overrides merged in), its devices and its weights file."""
+def check_run(run: GridRun, parameters: dict[str, Any]) -> tuple[RunConfig | None, list[str]]:
+    """A run's configuration (its own settings, overrides merged in) and its problems: the
+    schema's, its devices' and its weights file's."""
     from ssformer_repro.models.pretrained import is_weights_path
-    from ssformer_repro.models.segmenter import model_choices
 
-    shared = {block: parameters.get(block) or {} for block in RUN_BLOCKS}
-    settings = run_settings(run, shared, parameters["reproduce"])
-    problems = []
-    for block, model in RUN_BLOCKS.items():
-        problems += schema_problems(model, settings[block], block)
+    values = run_values(run, parameters)
+    problems = schema_problems(RunConfig, values)
     if problems:
-        return problems
-    for block in ("training", "evaluation"):
-        problem = device_problem(settings[block])
+        return None, problems
+    config = RunConfig.model_validate(values)
+    for name in ("training", "evaluation"):
+        block = getattr(config, name)
+        problem = device_problem(block.device, block.amp)
         if problem:
-            problems.append(f"{block}: {problem}")
-    weights = model_choices(run.backbone, run.head, settings["model"])["pretrained"]
+            problems.append(f"{name}: {problem}")
+    weights = (config.model.pretrained or {}).get(run.backbone)
     if weights and is_weights_path(weights) and not Path(weights).expanduser().is_file():
         problems.append(
             f"model.pretrained.{run.backbone}: {weights} does not exist. Download "
@@ -261,15 +273,15 @@ def run_problems(run: GridRun, parameters: dict[str, Any]) -> list[str]:
             "https://github.com/whai362/PVT/releases/tag/v2) to that path, or set it to null "
             "to train from scratch."
         )
-    return problems
+    return (None if problems else config), problems
 
 
-def device_problem(block: dict[str, Any]) -> str | None:
+def device_problem(device: str, amp: str) -> str | None:
     """Why a block's `device` and `amp` cannot run on this machine, or None."""
     from ssformer_repro.training.device import amp_settings, resolve_device
 
     try:
-        amp_settings(resolve_device(block.get("device", "auto")), block.get("amp", "off"))
+        amp_settings(resolve_device(device), amp)
     except (ValueError, RuntimeError) as error:
         return str(error)
     return None

@@ -30,6 +30,7 @@ from ssformer_repro.polyps.settings import (
 )
 from ssformer_repro.reporting.settings import StatisticsSettings
 from ssformer_repro.settings_types import Settings
+from ssformer_repro.tracking.settings import TrackingSettings
 from ssformer_repro.training.settings import TrainingSettings
 
 # --- the grid, tracking, reporting ------------------------------------------------------------
@@ -65,15 +66,6 @@ class ReproduceSettings(Settings):
     @classmethod
     def _known_heads(cls, value: list[str]) -> list[str]:
         return _known(value, available_heads(), "head")
-
-
-class TrackingSettings(Settings):
-    """MLflow: a parent run per `kedro run`, a child per trained model."""
-
-    enabled: bool = True
-    uri: str = "sqlite:///mlflow.db"
-    experiment: str = "ssformer-repro"
-    log_checkpoints: bool = True
 
 
 class ModelSizesSettings(Settings):
@@ -120,15 +112,6 @@ class Parameters(Settings):
     statistics: StatisticsSettings = StatisticsSettings()
     predict: PredictSettings = PredictSettings()
     export: ExportSettings = ExportSettings()
-
-
-# The blocks a run's `reproduce.overrides` entry may change, and their models.
-RUN_BLOCKS: dict[str, type[Settings]] = {
-    "training": TrainingSettings,
-    "model": ModelSettings,
-    "augmentation": AugmentationSettings,
-    "evaluation": EvaluationSettings,
-}
 
 
 def _known(values: list[str], valid: list[str], what: str) -> list[str]:

@@ -24,12 +24,10 @@ from ssformer_repro.evaluation.predict import (
     evaluate_predictions,
     predict_probabilities,
 )
-from ssformer_repro.evaluation.settings import EvaluationSettings
-from ssformer_repro.grid.runs import GridRun
+from ssformer_repro.grid.run_config import RunConfig
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.augment import build_eval_transform
 from ssformer_repro.polyps.io import read_rgb
-from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
@@ -59,17 +57,16 @@ POOLING = (
 class TrainedModel:
     """A run's best checkpoint loaded into its network, on the evaluation device and precision."""
 
-    def __init__(self, run: GridRun, settings: dict[str, Any], checkpoint: str | Path) -> None:
-        evaluation = settings["evaluation"]
-        self.run = run
-        self.settings = settings
-        self.augmentation = AugmentationSettings.model_validate(settings.get("augmentation", {}))
-        self.device = resolve_device(evaluation.get("device", "auto"))
-        amp = amp_settings(self.device, evaluation.get("amp", "off"))
+    def __init__(self, config: RunConfig, checkpoint: str | Path) -> None:
+        run = self.run = config.run
+        self.config = config
+        self.evaluation = config.evaluation
+        self.device = resolve_device(self.evaluation.device)
+        amp = amp_settings(self.device, self.evaluation.amp)
         self.amp_dtype = amp.dtype if amp.enabled else None
-        self.tta = evaluation.get("tta", "none")
+        self.tta = self.evaluation.tta
         network = build_configured_model(
-            run.backbone, run.head, settings["model"], with_pretrained=False
+            run.backbone, run.head, config.model, with_pretrained=False
         )
         try:
             network = load_best_model(network, checkpoint)
@@ -83,17 +80,16 @@ class TrainedModel:
 
     def test_set(self, split_manifest: pd.DataFrame) -> EvaluationDataset:
         """The manifest's test split, resized and normalised as in training."""
-        transform = build_eval_transform(self.augmentation)
+        transform = build_eval_transform(self.config.augmentation)
         return EvaluationDataset(split_manifest, "test", transform)
 
     def predictions(self, dataset: Dataset, tta: str | None = None):
         """(id, probability at the mask's size, mask) of every image of `dataset`, in batches,
         with the evaluation's test-time augmentation unless `tta` says otherwise."""
-        evaluation = self.settings["evaluation"]
         loader = DataLoader(
             dataset,
-            batch_size=evaluation["batch_size"],
-            num_workers=evaluation["num_workers"],
+            batch_size=self.evaluation.batch_size,
+            num_workers=self.evaluation.num_workers,
             collate_fn=collate_evaluation,
         )
         tta = self.tta if tta is None else tta
@@ -101,8 +97,7 @@ class TrainedModel:
 
 
 def evaluate_checkpoint(
-    run: GridRun,
-    settings: dict[str, Any],
+    config: RunConfig,
     split_manifest: pd.DataFrame,
     checkpoint: str | Path,
     size_strata: dict[str, Any],
@@ -115,21 +110,22 @@ def evaluate_checkpoint(
     checkpoint's and manifest's contents, the size thresholds, the evaluation and augmentation
     settings, the code); scoring the same again returns them without predicting anything.
     """
+    run = config.run
     split_manifest = split_for_fold(split_manifest, run.fold)
-    key = evaluation_key(settings, split_manifest, checkpoint, size_strata)
+    key = evaluation_key(config, split_manifest, checkpoint, size_strata)
     if run_folder is not None:
         stored = _stored_evaluation(run_folder, key)
         if stored is not None:
             logger.info("run %r: test split already scored from this checkpoint.", run.name)
             return stored
-    per_image, metrics = _score(run, settings, split_manifest, checkpoint, size_strata)
+    per_image, metrics = _score(config, split_manifest, checkpoint, size_strata)
     if run_folder is not None:
         _store_evaluation(run_folder, key, per_image, metrics)
     return per_image, metrics
 
 
 def evaluation_key(
-    settings: dict[str, Any],
+    config: RunConfig,
     split_manifest: pd.DataFrame,
     checkpoint: str | Path,
     size_strata: dict[str, Any] | None = None,
@@ -141,12 +137,8 @@ def evaluation_key(
         "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
         "size_strata": size_strata,
         # How many threads score sets the speed only: changing it alone re-scores nothing.
-        "evaluation": EvaluationSettings.model_validate(settings["evaluation"]).model_dump(
-            mode="json", exclude={"threads"}
-        ),
-        "augmentation": AugmentationSettings.model_validate(settings["augmentation"]).model_dump(
-            mode="json"
-        ),
+        "evaluation": config.evaluation.model_dump(mode="json", exclude={"threads"}),
+        "augmentation": config.augmentation.model_dump(mode="json"),
         "code": result_code_digests(),
     }
 
@@ -171,16 +163,15 @@ def _store_evaluation(run_folder: Path, key: dict, per_image: pd.DataFrame, metr
 
 
 def _score(
-    run: GridRun,
-    settings: dict[str, Any],
+    config: RunConfig,
     split_manifest: pd.DataFrame,
     checkpoint: str | Path,
     size_strata: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The test scores with the evaluation's TTA; with TTA on, also those without it, beside;
     torch on `evaluation.threads` CPU threads meanwhile."""
-    with cpu_threads(settings["evaluation"].get("threads")):
-        model = TrainedModel(run, settings, checkpoint)
+    with cpu_threads(config.evaluation.threads):
+        model = TrainedModel(config, checkpoint)
         per_image, metrics = _scores(model, split_manifest, model.tta, size_strata)
         if model.tta != "none":
             plain, plain_metrics = _scores(model, split_manifest, "none", size_strata)
@@ -196,17 +187,17 @@ def _score(
 def _scores(
     model: TrainedModel, split_manifest: pd.DataFrame, tta: str, size_strata: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    run, evaluation = model.run, model.settings["evaluation"]
-    tolerance = EvaluationSettings.model_validate(evaluation).nsd_tolerance
+    run, evaluation = model.run, model.evaluation
+    tolerance = evaluation.nsd_tolerance
     test_sets = image_test_sets(split_manifest, run.dataset)
     with explained_resource_errors(
-        run.name, evaluation["batch_size"], setting="evaluation.batch_size"
+        run.name, evaluation.batch_size, setting="evaluation.batch_size"
     ):
         per_image, toolbox = evaluate_predictions(
             model.predictions(model.test_set(split_manifest), tta),
             size_strata=size_strata,
             nsd_tolerance=tolerance,
-            threshold=evaluation["threshold"],
+            threshold=evaluation.threshold,
             progress=True,
             test_sets=test_sets,
         )
@@ -225,7 +216,7 @@ def _scores(
             for key in ("mdice", "miou")
         },
         "pooling": POOLING,
-        "threshold": evaluation["threshold"],
+        "threshold": evaluation.threshold,
         "tta": tta,
         "convention": EMPTY_MASK_CONVENTION,
         "nsd_tolerance": tolerance,
@@ -250,8 +241,7 @@ def image_test_sets(split_manifest: pd.DataFrame, dataset: str) -> dict[str, str
 
 
 def plot_test_examples(
-    run: GridRun,
-    settings: dict[str, Any],
+    config: RunConfig,
     split_manifest: pd.DataFrame,
     test_scores: pd.DataFrame,
     checkpoint: str | Path,
@@ -263,14 +253,15 @@ def plot_test_examples(
     scores depend on, `evaluation_key`); drawing the same again returns it without loading the
     model.
     """
+    run = config.run
     split_manifest = split_for_fold(split_manifest, run.fold)
-    key = evaluation_key(settings, split_manifest, checkpoint)
+    key = evaluation_key(config, split_manifest, checkpoint)
     if run_folder is not None:
         figure_file = run_folder / EXAMPLES_FIGURE
         if stored_record(run_folder / EXAMPLES_RECORD, key, figure_file) is not None:
             logger.info("run %r: test examples already drawn from this checkpoint.", run.name)
             return figure_file.read_bytes()
-    png = figure_png(_examples_figure(run, settings, split_manifest, test_scores, checkpoint))
+    png = figure_png(_examples_figure(config, split_manifest, test_scores, checkpoint))
     if run_folder is not None:
         store_record(
             run_folder / EXAMPLES_RECORD, {"key": key}, {run_folder / EXAMPLES_FIGURE: png}
@@ -279,13 +270,12 @@ def plot_test_examples(
 
 
 def _examples_figure(
-    run: GridRun,
-    settings: dict[str, Any],
+    config: RunConfig,
     split_manifest: pd.DataFrame,
     test_scores: pd.DataFrame,
     checkpoint: str | Path,
 ) -> Figure:
-    model = TrainedModel(run, settings, checkpoint)
+    run, model = config.run, TrainedModel(config, checkpoint)
     test_set = model.test_set(split_manifest)
     rows = test_set.samples
     chosen = select_examples(test_scores)

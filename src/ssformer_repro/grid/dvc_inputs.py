@@ -44,10 +44,11 @@ def run_inputs(parameters: dict[str, Any], run: GridRun) -> dict:
     """What one grid run's stage reads: its resolved training, augmentation and evaluation
     settings, the model settings of its backbone and head, and its weights file."""
     from ssformer_repro.models.segmenter import model_choices
+    from ssformer_repro.models.settings import ModelSettings
 
     shared = {key: parameters[key] for key in ("training", "model", "augmentation", "evaluation")}
     settings = run_settings(run, shared, parameters["reproduce"])
-    model = model_choices(run.backbone, run.head, settings["model"])
+    model = model_choices(run.backbone, run.head, ModelSettings.model_validate(settings["model"]))
     return {
         "run": run.name,
         **settings,

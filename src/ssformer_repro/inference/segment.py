@@ -65,11 +65,11 @@ def segment_folder(
     (8-bit) and `overlays/<id>.png`, and `predictions.csv` into the new folder `output`, which
     appears only when complete. Returns the predictions table."""
     frames = find_frames(input_folder)
-    dataset = FrameDataset(frames, build_eval_transform(model.augmentation))
+    dataset = FrameDataset(frames, build_eval_transform(model.config.augmentation))
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_frames
     )
-    threshold = model.settings["evaluation"]["threshold"]
+    threshold = model.evaluation.threshold
     rows: list[dict] = []
     with (
         atomic_folder(output) as staging,

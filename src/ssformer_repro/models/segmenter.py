@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import torch.nn.functional as F
@@ -67,19 +66,18 @@ def build_model(
     return Segmenter(backbone_module, head_module)
 
 
-def model_choices(backbone: str, head: str, model: Mapping[str, Any]) -> dict[str, Any]:
-    """What a `model` parameters block sets for one backbone x head: its weights and its head's
-    options, with the head's defaults filled in (models/settings.py, ModelSettings)."""
-    settings = ModelSettings.model_validate(model)
-    options = getattr(settings.head_options, head, None)
+def model_choices(backbone: str, head: str, model: ModelSettings) -> dict[str, Any]:
+    """What a `model` block sets for one backbone x head: its weights and its head's options,
+    with the head's defaults filled in."""
+    options = getattr(model.head_options, head, None)
     return {
-        "pretrained": (settings.pretrained or {}).get(backbone),
+        "pretrained": (model.pretrained or {}).get(backbone),
         "head_options": options.model_dump(exclude_none=True) if options is not None else {},
     }
 
 
 def build_configured_model(
-    backbone: str, head: str, model: Mapping[str, Any], with_pretrained: bool = True
+    backbone: str, head: str, model: ModelSettings, with_pretrained: bool = True
 ) -> Segmenter:
     """`build_model` from a `model` parameters block: its head's options and its weights file.
 

@@ -155,7 +155,7 @@ def _predict(model: Any, manifest: pd.DataFrame, image_id: str):
     rows = test_set.samples
     position = int(np.flatnonzero(rows["id"].astype(str).to_numpy() == str(image_id))[0])
     ((_, probability, truth),) = list(model.predictions(Subset(test_set, [position])))
-    threshold = model.settings["evaluation"]["threshold"]
+    threshold = model.evaluation.threshold
     return probability > threshold, read_rgb(rows.iloc[position]["image_path"]), truth
 
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
+from ssformer_repro.grid.run_config import RunConfig
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.models.pretrained import is_weights_path
 from ssformer_repro.models.segmenter import model_choices
 from ssformer_repro.polyps.augment import build_eval_transform, build_train_transform
 from ssformer_repro.polyps.cache import DecodedCache
-from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
@@ -43,81 +43,72 @@ logger = logging.getLogger(__name__)
 
 
 def train_run(
-    run: GridRun,
-    settings: dict[str, Any],
-    decoded_cache: DecodedCache,
-    split_manifest: pd.DataFrame,
-    run_folder: Path,
-    tracking: dict[str, Any],
+    config: RunConfig, decoded_cache: DecodedCache, split_manifest: pd.DataFrame, run_folder: Path
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Train `run` on the cache's train split, selecting its best epoch on the val split.
+    """Train `config.run` on the cache's train split, selecting its best epoch on the val split.
 
-    `settings` holds the run's resolved `training`, `model` and `augmentation` blocks. Returns
-    the run's summary (best checkpoint, epoch, validation mDice, MLflow child run) and history.
-    A run that already finished with these settings and inputs returns its results as they
-    are: nothing is trained, and no MLflow run is opened.
+    Returns the run's summary (best checkpoint, epoch, validation mDice, MLflow child run) and
+    history. A run that already finished with these settings and inputs returns its results as
+    they are: nothing is trained, and no MLflow run is opened.
     """
+    run, training = config.run, config.training
     context = DistributedContext.from_env()
-    if not context.is_main:
-        tracking = {**tracking, "enabled": False}  # under torchrun, rank 0 alone logs to MLflow
-    config = TrainingSettings.model_validate(settings["training"])
+    # Under torchrun, rank 0 alone logs to MLflow.
+    tracking = config.tracking.model_dump() | ({} if context.is_main else {"enabled": False})
     split_manifest = split_for_fold(split_manifest, run.fold)
-    inputs = run_inputs(run, settings, decoded_cache, split_manifest)  # this fold's manifest
-    previous = _previous_run(run_folder / LAST_CHECKPOINT, config, inputs)
-    if previous is not None and previous["epoch"] == config.epochs:
+    inputs = run_inputs(config, decoded_cache, split_manifest)  # this fold's manifest
+    previous = _previous_run(run_folder / LAST_CHECKPOINT, training, inputs)
+    if previous is not None and previous["epoch"] == training.epochs:
         logger.info(
-            "run %r: already trained for %d epochs; nothing to do.", run.name, config.epochs
+            "run %r: already trained for %d epochs; nothing to do.", run.name, training.epochs
         )
-        return _summary(run, config, run_folder, previous), _history(previous)
+        return _summary(run, training, run_folder, previous), _history(previous)
 
-    seed_everything(config.seed)
-    network = build_configured_model(run.backbone, run.head, settings["model"])
-    augmentation = AugmentationSettings.model_validate(settings["augmentation"])
+    seed_everything(training.seed)
+    network = build_configured_model(run.backbone, run.head, config.model)
     train_set = CachedSegmentationDataset.from_cache(
         decoded_cache.select(_ids(split_manifest, "train")),
-        build_train_transform(augmentation, seed=config.seed),
+        build_train_transform(config.augmentation, seed=training.seed),
     )
     val_set = CachedSegmentationDataset.from_cache(
-        decoded_cache.select(_ids(split_manifest, "val")), build_eval_transform(augmentation)
+        decoded_cache.select(_ids(split_manifest, "val")),
+        build_eval_transform(config.augmentation),
     )
     # kedro runs from the project root, so the working directory is the project's git checkout.
+    settings = config.model_dump(mode="json", include={"training", "model", "augmentation"})
     params = {**run.fields(), "name": run.name, **settings, "git_commit": git_commit(Path.cwd())}
     resume_id = (previous or {}).get("metadata", {}).get("mlflow_run_id")
     with (
         child_run(tracking, run.name, params, resume_id, tags=run.fields()) as tracked,
-        explained_resource_errors(run.name, config.batch_size, context.world_size),
+        explained_resource_errors(run.name, training.batch_size, context.world_size),
     ):
         result = train_segmenter(
             network,
             train_set,
             val_set,
-            config,
+            training,
             run_dir=run_folder,
             run_name=run.name,
             on_epoch_end=tracked.log_epoch,
             inputs=inputs,
             metadata={"mlflow_run_id": tracked.run_id},
         )
-        if tracking.get("log_checkpoints"):
+        if config.tracking.log_checkpoints:
             tracked.log_artifact(result.best_checkpoint, artifact_path="checkpoints")
     last = {
         "best_epoch": result.best_epoch,
         "best_val_mdice": result.best_val_mdice,
         "metadata": {"mlflow_run_id": tracked.run_id},
     }
-    return _summary(run, config, run_folder, last), result.history
+    return _summary(run, training, run_folder, last), result.history
 
 
 def run_inputs(
-    run: GridRun,
-    settings: dict[str, Any],
-    decoded_cache: DecodedCache,
-    split_manifest: pd.DataFrame,
+    config: RunConfig, decoded_cache: DecodedCache, split_manifest: pd.DataFrame
 ) -> dict[str, Any]:
     """What the run's result depends on besides its training settings (see the module doc)."""
-    model = model_choices(run.backbone, run.head, settings["model"])
+    model = model_choices(config.run.backbone, config.run.head, config.model)
     weights = model["pretrained"]
-    augmentation = AugmentationSettings.model_validate(settings["augmentation"])
     return {
         "model": {
             **model,
@@ -125,7 +116,7 @@ def run_inputs(
             if weights and is_weights_path(weights)
             else None,
         },
-        "augmentation": augmentation.model_dump(mode="json"),
+        "augmentation": config.augmentation.model_dump(mode="json"),
         "data": {
             "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
             "cache": cache_digest(decoded_cache),

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ssformer_repro.config.loader import load_parameters
+from ssformer_repro.grid.run_config import resolve_run
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.pipelines.training import nodes
 
@@ -32,16 +33,13 @@ def evaluate(project: Path, **evaluation_changes) -> tuple[pd.DataFrame, dict]:
     size_strata = json.loads(
         (project / "data/demo/05_model_input/synth_kvasir_size_strata.json").read_text()
     )
+    parameters["evaluation"] = {**parameters["evaluation"], **evaluation_changes}
     return nodes.evaluate(
+        resolve_run(RUN, parameters),
         manifest,
         size_strata,
         summary,
         None,  # no run folder: scored afresh, nothing kept
-        parameters["model"],
-        parameters["augmentation"],
-        {**parameters["evaluation"], **evaluation_changes},
-        parameters["reproduce"],
-        run=RUN,
     )
 
 

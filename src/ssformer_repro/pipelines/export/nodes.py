@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from ssformer_repro.grid.runs import GridRun, run_settings
+from ssformer_repro.grid.run_config import resolve_run
+from ssformer_repro.grid.runs import GridRun
 
 
 def export_run(
@@ -15,6 +16,7 @@ def export_run(
     training_summary: dict[str, Any],
     split_manifest: pd.DataFrame,
     output_root: Path,
+    training: dict[str, Any],
     model: dict[str, Any],
     augmentation: dict[str, Any],
     evaluation: dict[str, Any],
@@ -25,8 +27,13 @@ def export_run(
     from ssformer_repro.inference.export import export_trained_run
 
     run = GridRun.parse(export["run"])
-    shared = {"model": model, "augmentation": augmentation, "evaluation": evaluation}
-    settings = run_settings(run, shared, reproduce)
-    return export_trained_run(
-        run, settings, training_summary, split_manifest, output_root, export, tracking
-    )
+    parameters = {
+        "training": training,
+        "model": model,
+        "augmentation": augmentation,
+        "evaluation": evaluation,
+        "reproduce": reproduce,
+        "tracking": tracking,
+    }
+    config = resolve_run(run, parameters)
+    return export_trained_run(config, training_summary, split_manifest, output_root, export)

@@ -26,6 +26,7 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
                     "training_summary": f"{run.namespace}.training_summary",
                     "split_manifest": f"{run.dataset}.split_manifest",
                     "output_root": "export.output_root",
+                    "training": "params:training",
                     "model": "params:model",
                     "augmentation": "params:augmentation",
                     "evaluation": "params:evaluation",

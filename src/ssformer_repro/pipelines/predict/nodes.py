@@ -7,16 +7,18 @@ from typing import Any
 
 import pandas as pd
 
-from ssformer_repro.grid.runs import run_settings
+from ssformer_repro.grid.run_config import resolve_run
 
 
 def segment_frames(
     predict: dict[str, Any],
     output_root: Path,
+    training: dict[str, Any],
     model: dict[str, Any],
     augmentation: dict[str, Any],
     evaluation: dict[str, Any],
     reproduce: dict[str, Any],
+    tracking: dict[str, Any],
     run_folder: Path | None = None,
 ) -> pd.DataFrame:
     """Masks (and `predictions.csv`) for every frame of `predict.input`, in a new folder."""
@@ -26,8 +28,15 @@ def segment_frames(
 
     # Every request problem (checkpoint, architecture, input, output) fails before any work.
     run, checkpoint = resolve_checkpoint(predict["run"], predict["checkpoint"], run_folder)
-    shared = {"model": model, "augmentation": augmentation, "evaluation": evaluation}
-    trained = TrainedModel(run, run_settings(run, shared, reproduce), checkpoint)
+    parameters = {
+        "training": training,
+        "model": model,
+        "augmentation": augmentation,
+        "evaluation": evaluation,
+        "reproduce": reproduce,
+        "tracking": tracking,
+    }
+    trained = TrainedModel(resolve_run(run, parameters), checkpoint)
     find_frames(predict["input"])
     output = output_folder(output_root, run.name, Path(predict["input"]), predict["on_existing"])
     return segment_folder(

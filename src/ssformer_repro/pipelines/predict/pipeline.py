@@ -20,10 +20,12 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     inputs = {
         "predict": "params:predict",
         "output_root": "predict.output_root",
+        "training": "params:training",
         "model": "params:model",
         "augmentation": "params:augmentation",
         "evaluation": "params:evaluation",
         "reproduce": "params:reproduce",
+        "tracking": "params:tracking",
     }
     run = _run_or_none(predict.get("run"))
     if run is not None:

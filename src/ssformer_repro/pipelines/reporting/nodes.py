@@ -183,10 +183,12 @@ def plot_where_heads_differ(where: pd.DataFrame):
 
 def plot_nsd_gallery(
     image_scores: pd.DataFrame,
+    training: dict[str, Any],
     model: dict[str, Any],
     augmentation: dict[str, Any],
     evaluation: dict[str, Any],
     reproduce: dict[str, Any],
+    tracking: dict[str, Any],
     folder: Path,
     **inputs: Any,
 ) -> bytes:
@@ -194,7 +196,7 @@ def plot_nsd_gallery(
     bytes (inputs: `manifest__<dataset>` split manifests and run-name-keyed training
     summaries); drawn once per result, then read from its record in `folder`."""
     from ssformer_repro.evaluation.evaluate import TrainedModel
-    from ssformer_repro.grid.runs import run_settings
+    from ssformer_repro.grid.run_config import resolve_run
     from ssformer_repro.reporting.gallery import plot_nsd_gallery as gallery
 
     manifests = {
@@ -207,10 +209,17 @@ def plot_nsd_gallery(
         for name, summary in inputs.items()
         if not name.startswith("manifest__")
     }
-    shared = {"model": model, "augmentation": augmentation, "evaluation": evaluation}
+    parameters = {
+        "training": training,
+        "model": model,
+        "augmentation": augmentation,
+        "evaluation": evaluation,
+        "reproduce": reproduce,
+        "tracking": tracking,
+    }
 
     def trained_model(run, checkpoint):  # noqa: ANN001, ANN202
-        return TrainedModel(run, run_settings(run, shared, reproduce), checkpoint)
+        return TrainedModel(resolve_run(run, parameters), checkpoint)
 
     return gallery(
         image_scores, manifests, checkpoints, trained_model, record=folder / NSD_GALLERY_RECORD

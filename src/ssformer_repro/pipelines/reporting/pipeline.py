@@ -84,10 +84,12 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
                 plot_nsd_gallery,
                 {
                     "image_scores": "image_scores",
+                    "training": "params:training",
                     "model": "params:model",
                     "augmentation": "params:augmentation",
                     "evaluation": "params:evaluation",
                     "reproduce": "params:reproduce",
+                    "tracking": "params:tracking",
                     "folder": "records_folder",
                     **manifests,
                     **summaries,
@@ -142,8 +144,10 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
             "params:model_sizes": "params:model_sizes",
             "params:statistics": "params:statistics",
             "params:evaluation": "params:evaluation",
+            "params:training": "params:training",
             "params:model": "params:model",
             "params:augmentation": "params:augmentation",
             "params:reproduce": "params:reproduce",
+            "params:tracking": "params:tracking",
         },
     )

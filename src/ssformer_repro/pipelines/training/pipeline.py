@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Node, Pipeline
 
 from ssformer_repro.config.loader import pipeline_parameters
@@ -11,60 +9,38 @@ from ssformer_repro.grid.runs import GridRun, parameter_grid
 
 from .nodes import evaluate, plot_examples, train
 
-SHARED_PARAMETERS = ["training", "model", "evaluation", "augmentation", "reproduce", "tracking"]
-
-
-def _for_run(func, run: GridRun):
-    """``func`` with this run bound, keeping its name and docstring for kedro-viz."""
-    return update_wrapper(partial(func, run=run), func)
-
 
 def run_pipeline(run: GridRun) -> Pipeline:
     """Train one run of the grid, then score it on its dataset's test split."""
     template = Pipeline(
         [
             Node(
-                _for_run(train, run),
-                inputs={
-                    "decoded_cache": "decoded_cache",
-                    "split_manifest": "split_manifest",
-                    "run_folder": "run_folder",
-                    "training": "params:training",
-                    "model": "params:model",
-                    "augmentation": "params:augmentation",
-                    "reproduce": "params:reproduce",
-                    "tracking": "params:tracking",
-                },
+                train,
+                inputs=["run_config", "decoded_cache", "split_manifest", "run_folder"],
                 outputs=["training_summary", "history"],
                 name="train",
             ),
             Node(
-                _for_run(evaluate, run),
-                inputs={
-                    "split_manifest": "split_manifest",
-                    "size_strata": "size_strata",
-                    "training_summary": "training_summary",
-                    "run_folder": "run_folder",
-                    "model": "params:model",
-                    "augmentation": "params:augmentation",
-                    "evaluation": "params:evaluation",
-                    "reproduce": "params:reproduce",
-                },
+                evaluate,
+                inputs=[
+                    "run_config",
+                    "split_manifest",
+                    "size_strata",
+                    "training_summary",
+                    "run_folder",
+                ],
                 outputs=["test_scores", "test_metrics"],
                 name="evaluate",
             ),
             Node(
-                _for_run(plot_examples, run),
-                inputs={
-                    "split_manifest": "split_manifest",
-                    "test_scores": "test_scores",
-                    "training_summary": "training_summary",
-                    "run_folder": "run_folder",
-                    "model": "params:model",
-                    "augmentation": "params:augmentation",
-                    "evaluation": "params:evaluation",
-                    "reproduce": "params:reproduce",
-                },
+                plot_examples,
+                inputs=[
+                    "run_config",
+                    "split_manifest",
+                    "test_scores",
+                    "training_summary",
+                    "run_folder",
+                ],
                 outputs="prediction_examples",
                 name="plot_examples",
             ),
@@ -78,7 +54,6 @@ def run_pipeline(run: GridRun) -> Pipeline:
             "split_manifest": f"{run.dataset}.split_manifest",
             "size_strata": f"{run.dataset}.size_strata",
         },
-        parameters={f"params:{name}": f"params:{name}" for name in SHARED_PARAMETERS},
     )
 
 
