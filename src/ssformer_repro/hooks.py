@@ -103,16 +103,29 @@ class MlflowRunHook:
     """Open one MLflow run per ``kedro run``; training nodes nest one child run per model."""
 
     def __init__(self, run_times: RunTimesHook | None = None) -> None:
-        self._tracking: dict[str, Any] = {}
+        self._parameters: dict[str, Any] = {}
+        self._tracking = None  # the `tracking` block, once the configuration check passed
         self._run_times = run_times
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._tracking = context.config_loader["parameters"].get("tracking", {})
+        self._parameters = context.config_loader["parameters"]
+
+    @property
+    def _enabled(self) -> bool:
+        return self._tracking is not None and self._tracking.enabled
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        if not self._tracking.get("enabled", True):
+        from pydantic import ValidationError
+
+        from ssformer_repro.tracking.settings import TrackingSettings
+
+        try:
+            self._tracking = TrackingSettings.model_validate(self._parameters.get("tracking") or {})
+        except ValidationError:
+            return  # ConfigurationCheckHook names the problem and stops the run
+        if not self._enabled:
             return
         import mlflow
 
@@ -135,7 +148,7 @@ class MlflowRunHook:
     def after_node_run(self, node, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         """Log a grid run's test metrics and example figure to that run's MLflow child run, and
         the verdict (its table and forest plot) to the parent run."""
-        if not self._tracking.get("enabled", True) or not node.namespace:
+        if not self._enabled or not node.namespace:
             return
         if VERDICT_OUTPUTS & outputs.keys():
             self._log_verdict(outputs)
@@ -175,7 +188,7 @@ class MlflowRunHook:
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        if self._run_times is not None and self._tracking.get("enabled", True):
+        if self._run_times is not None and self._enabled:
             import mlflow
 
             mlflow.log_dict(self._run_times.summary(), "run_times.json")
@@ -186,7 +199,7 @@ class MlflowRunHook:
         self._end_run("FAILED")
 
     def _end_run(self, status: str) -> None:
-        if not self._tracking.get("enabled", True):
+        if not self._enabled:
             return
         import mlflow
 
@@ -219,8 +232,9 @@ class ConfigurationCheckHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         from ssformer_repro.config.checks import (
             ConfigurationError,
-            check_runs,
+            check_configuration,
             resume_problems,
+            typed_parameter,
             usage_problems,
             verdict_problems,
         )
@@ -237,8 +251,8 @@ class ConfigurationCheckHook:
             grid = []  # check_parameters reports why
         runs = [run for run in grid if run.namespace in namespaces]
         problems = self._unread_problems(where)
-        found, configs = check_runs(self._parameters, datasets, runs)
-        problems += found
+        checked = check_configuration(self._parameters, datasets, runs)
+        problems += checked.problems
         pipeline_names = run_params.get("pipeline_names") or ["__default__"]
         problems += usage_problems(self._parameters, pipeline_names)
         if "reporting" in namespaces and grid and not problems:
@@ -250,9 +264,7 @@ class ConfigurationCheckHook:
                 for run in runs
                 if run.namespace in trained
             }
-            problems += resume_problems(
-                [run for run in runs if run.name in folders], self._parameters, folders
-            )
+            problems += resume_problems([checked.runs[name] for name in folders], folders)
         if problems:
             raise ConfigurationError(problems, f"the parameters (env {run_params['env']!r})")
         if self.check_only:
@@ -260,8 +272,14 @@ class ConfigurationCheckHook:
 
             click.echo(would_run_summary(where, self._loader.layers(), datasets, runs, pipeline))
             raise click.exceptions.Exit(0)
-        for run in runs:  # each run's nodes read the configuration checked here
-            catalog.save(f"{run.namespace}.run_config", configs[run.name])
+        # The nodes receive what was checked here, typed: each parameter block (the block's
+        # settings class, e.g. `params:statistics` a StatisticsSettings) and each run's
+        # configuration; `parameters` (all of them) stays as Kedro loaded it.
+        for name in sorted(pipeline.inputs()):
+            if name.startswith("params:"):
+                catalog.save(name, typed_parameter(checked.parameters, name))
+        for run in runs:
+            catalog.save(f"{run.namespace}.run_config", checked.runs[run.name])
 
     def _unread_problems(self, where: str) -> list[str]:
         """Files and settings given that nothing of this environment reads."""

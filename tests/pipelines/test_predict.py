@@ -69,7 +69,7 @@ def test_predicted_masks_are_the_evaluations_thresholded_predictions(
     monkeypatch.chdir(reproduced)  # the manifest's paths are relative to the project
     model = trained(reproduced, RUN)
     manifest = pd.read_csv("data/demo/05_model_input/synth_kvasir_split.csv", dtype={"id": str})
-    threshold = model.settings["evaluation"]["threshold"]
+    threshold = model.evaluation.threshold
     compared = 0
     for image_id, probability, _ in model.predictions(model.test_set(manifest)):
         expected = binarise(torch.from_numpy(probability), threshold).numpy()

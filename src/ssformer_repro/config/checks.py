@@ -13,7 +13,7 @@ import functools
 import typing
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import click
 from pydantic import BaseModel, ValidationError
@@ -21,8 +21,11 @@ from pydantic import BaseModel, ValidationError
 from ssformer_repro.config.schema import Parameters
 from ssformer_repro.errors import UserError
 from ssformer_repro.grid.run_config import RunConfig, run_values
-from ssformer_repro.grid.runs import GridRun, grid_runs, matches, run_settings
+from ssformer_repro.grid.runs import GridRun, grid_runs, matches
+from ssformer_repro.polyps.settings import DatasetSettings, KFoldSplit
 from ssformer_repro.settings_types import CHOICE_KEYS, Settings
+
+T = TypeVar("T", bound=BaseModel)
 
 
 class ConfigurationError(UserError, click.ClickException):
@@ -39,26 +42,34 @@ class ConfigurationError(UserError, click.ClickException):
         )
 
 
+class CheckedConfiguration(NamedTuple):
+    """What the start-of-run check found: every problem and, when there is none, the typed
+    parameters and each run's configuration by run name (what the nodes receive)."""
+
+    problems: list[str]
+    parameters: Parameters | None
+    runs: dict[str, RunConfig]
+
+
 def check_parameters(
     parameters: dict[str, Any], datasets: Iterable[str], runs: Iterable[GridRun]
 ) -> list[str]:
     """Every problem of `parameters` for the given datasets and grid runs."""
-    return check_runs(parameters, datasets, runs)[0]
+    return check_configuration(parameters, datasets, runs).problems
 
 
-def check_runs(
+def check_configuration(
     parameters: dict[str, Any], datasets: Iterable[str], runs: Iterable[GridRun]
-) -> tuple[list[str], dict[str, RunConfig]]:
-    """Every problem of `parameters` for the given datasets and grid runs, and, when there is
-    none, each run's configuration by run name (what the run's nodes receive)."""
-    problems = schema_problems(Parameters, parameters)
+) -> CheckedConfiguration:
+    """`parameters` checked for the given datasets and grid runs, each block validated once."""
+    typed, problems = validated(Parameters, parameters)
     if problems:  # the rest needs well-formed blocks
-        return problems, {}
+        return CheckedConfiguration(problems, None, {})
     datasets, runs = list(datasets), list(runs)
     problems += grid_problems(parameters, with_runs=bool(runs))
     for name in datasets:
         if name in parameters["datasets"]:  # else grid_problems said so
-            problems += dataset_problems(name, parameters["datasets"][name])
+            problems += dataset_problems(name, typed.datasets[name])
     configs: dict[str, RunConfig] = {}
     by_problem: dict[str, list[str]] = {}  # the same problem in many runs is listed once
     for run in runs:
@@ -71,16 +82,32 @@ def check_runs(
         f"{names[0]}: {problem}" if len(names) == 1 else f"{problem} (runs {', '.join(names)})"
         for problem, names in by_problem.items()
     ]
-    return problems, configs if not problems else {}
+    if problems:
+        return CheckedConfiguration(problems, None, {})
+    return CheckedConfiguration([], typed, configs)
+
+
+def validated(model: type[T], values: Any, prefix: str = "") -> tuple[T | None, list[str]]:
+    """`values` as `model`, or None and its schema errors, one line each: `<parameter path>:
+    <what is wrong>`."""
+    try:
+        return model.model_validate(values), []
+    except ValidationError as error:
+        return None, [_describe(item, prefix, model) for item in error.errors()]
 
 
 def schema_problems(model: type[BaseModel], values: Any, prefix: str = "") -> list[str]:
     """The schema errors of `values`, one line each: `<parameter path>: <what is wrong>`."""
-    try:
-        model.model_validate(values)
-    except ValidationError as error:
-        return [_describe(item, prefix, model) for item in error.errors()]
-    return []
+    return validated(model, values, prefix)[1]
+
+
+def typed_parameter(parameters: Parameters, name: str) -> Any:
+    """The typed value of Kedro's parameter dataset `name` (`params:datasets.kvasir` ->
+    `parameters.datasets["kvasir"]`, a DatasetSettings)."""
+    value: Any = parameters
+    for key in name.removeprefix("params:").split("."):
+        value = value[key] if isinstance(value, dict) else getattr(value, key)
+    return value
 
 
 def _describe(item: dict, prefix: str, model: type[BaseModel]) -> str:
@@ -187,41 +214,41 @@ def grid_problems(parameters: dict[str, Any], with_runs: bool = True) -> list[st
     return problems
 
 
-def dataset_problems(name: str, dataset: dict[str, Any]) -> list[str]:
+def dataset_problems(name: str, dataset: DatasetSettings) -> list[str]:
     """Files a dataset's configuration names must exist (its root for `source: files`, its id
     lists), and id lists must partition the dataset."""
     from ssformer_repro.polyps.layouts import DOWNLOAD_HINTS, DatasetLayoutError, discover_pairs
 
-    root = dataset["root"]
-    reads_files = dataset.get("source", "files") == "files"
-    if reads_files and not Path(str(root)).is_dir():
-        hint = DOWNLOAD_HINTS[dataset["layout"]].format(root=root)
+    root = dataset.root
+    reads_files = dataset.source == "files"
+    if reads_files and not Path(root).is_dir():
+        hint = DOWNLOAD_HINTS[dataset.layout].format(root=root)
         return [f"datasets.{name}.root: {root} does not exist. {hint}"]
-    split = dataset["split"]
-    if split["strategy"] not in ("id_lists", "kfold"):
+    split = dataset.split
+    if split.strategy not in ("id_lists", "kfold"):
         return []
     ids = None
     if reads_files:
         try:
-            ids = [pair.id for pair in discover_pairs(dataset["layout"], root)]
+            ids = [pair.id for pair in discover_pairs(dataset.layout, root)]
         except DatasetLayoutError:
             ids = None  # ingestion reports the layout's problems, file by file
-    if split["strategy"] == "kfold":
+    if split.strategy == "kfold":
         return groups_problems(name, split, ids)
-    return id_lists_problems(name, split["id_lists"], ids)
+    return id_lists_problems(name, split.id_lists.model_dump(), ids)
 
 
-def groups_problems(name: str, split: dict[str, Any], ids: list[str] | None) -> list[str]:
+def groups_problems(name: str, split: KFoldSplit, ids: list[str] | None) -> list[str]:
     """A k-fold split's groups file must exist, be an `id,group` CSV and group every image."""
     from ssformer_repro.polyps.splits import SplitError, read_groups
 
     where = f"datasets.{name}.split"
-    if ids is not None and split.get("folds", 5) > len(ids):
-        return [f"{where}.folds: {split['folds']} folds of {len(ids)} images"]
-    if not split.get("groups"):
+    if ids is not None and split.folds > len(ids):
+        return [f"{where}.folds: {split.folds} folds of {len(ids)} images"]
+    if not split.groups:
         return []
     try:
-        groups = read_groups(split["groups"])
+        groups = read_groups(split.groups)
     except SplitError as error:
         return [f"{where}.groups: {error}"]
     missing = [sample_id for sample_id in ids or [] if sample_id not in groups]
@@ -255,11 +282,9 @@ def check_run(run: GridRun, parameters: dict[str, Any]) -> tuple[RunConfig | Non
     schema's, its devices' and its weights file's."""
     from ssformer_repro.models.pretrained import is_weights_path
 
-    values = run_values(run, parameters)
-    problems = schema_problems(RunConfig, values)
+    config, problems = validated(RunConfig, run_values(run, parameters))
     if problems:
         return None, problems
-    config = RunConfig.model_validate(values)
     for name in ("training", "evaluation"):
         block = getattr(config, name)
         problem = device_problem(block.device, block.amp)
@@ -367,15 +392,13 @@ def unread_dataset_problems(
     ]
 
 
-def resume_problems(
-    runs: Iterable[GridRun], parameters: dict[str, Any], folders: dict[str, Path]
-) -> list[str]:
+def resume_problems(configs: Iterable[RunConfig], folders: dict[str, Path]) -> list[str]:
     """Runs whose `last.pt` holds more epochs than their `training.epochs` asks for, which
     training would refuse (`on_changed_settings: refuse`); `folders` maps run names to their
     run folders."""
-    shared = {"training": parameters.get("training") or {}}
     problems = []
-    for run in runs:
+    for config in configs:
+        run, training = config.run, config.training
         if not Path(folders[run.name]).is_dir():
             continue  # never started (and torch stays unimported for a check of new runs)
         from ssformer_repro.training.checkpoint import (
@@ -384,13 +407,11 @@ def resume_problems(
             trained_epochs,
         )
 
-        training = run_settings(run, shared, parameters["reproduce"])["training"]
         last = Path(folders[run.name]) / LAST_CHECKPOINT
         trained = trained_epochs(last)
-        epochs = training.get("epochs")
-        refuse = training.get("on_changed_settings", "refuse") == "refuse"
-        if refuse and trained is not None and isinstance(epochs, int) and trained > epochs:
-            problems.append(f"{run.name}: {past_epochs_message(last, trained, epochs)}")
+        refuse = training.on_changed_settings == "refuse"
+        if refuse and trained is not None and trained > training.epochs:
+            problems.append(f"{run.name}: {past_epochs_message(last, trained, training.epochs)}")
     return problems
 
 

@@ -15,14 +15,15 @@ environment file, conf/local, --params, a run's override; see `merge_settings`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+from pydantic import Field, NonNegativeInt, field_validator
 
-from ssformer_repro.evaluation.settings import EvaluationSettings, TtaMode
+from ssformer_repro.evaluation.settings import EvaluationSettings
+from ssformer_repro.inference.settings import ExportSettings, PredictSettings
 from ssformer_repro.models.backbones import available_backbones
 from ssformer_repro.models.heads import available_heads
-from ssformer_repro.models.settings import ModelSettings
+from ssformer_repro.models.settings import ModelSettings, ModelSizesSettings
 from ssformer_repro.polyps.settings import (
     AugmentationSettings,
     DataProcessingSettings,
@@ -66,35 +67,6 @@ class ReproduceSettings(Settings):
     @classmethod
     def _known_heads(cls, value: list[str]) -> list[str]:
         return _known(value, available_heads(), "head")
-
-
-class ModelSizesSettings(Settings):
-    """The model-size table of the grid's models (backbone x head of its runs)."""
-
-    image_size: PositiveInt = 352
-
-
-class PredictSettings(Settings):
-    """Segmenting a folder of new frames (the predict pipeline)."""
-
-    run: str | None = None  # a run of the grid, e.g. kvasir.mit_b2.pld.seed42
-    checkpoint: str | None = None  # or a best.pt file
-    input: str | None = None  # the folder of frames
-    tta: TtaMode = "none"
-    batch_size: PositiveInt = 8
-    num_workers: NonNegativeInt = 0
-    save_probabilities: bool = False
-    save_overlays: bool = True
-    on_existing: Literal["refuse", "new"] = "refuse"
-
-
-class ExportSettings(Settings):
-    """Exporting a run to ONNX and MLflow (the export pipeline)."""
-
-    run: str | None = None
-    check_frames: PositiveInt = 4  # test images compared between ONNX Runtime and PyTorch
-    mlflow: bool = True  # also log the model to the run's MLflow child run
-    on_existing: Literal["refuse", "new"] = "refuse"
 
 
 class Parameters(Settings):

@@ -1,6 +1,6 @@
 """One run's configuration: its identity and its own settings, resolved and checked once.
 
-The start-of-run check (config/checks.py, `check_runs`) builds a `RunConfig` for every run a
+The start-of-run check (config/checks.py, `check_configuration`) builds a `RunConfig` for every run a
 `kedro run` is about to execute, from the shared blocks with the run's `reproduce.overrides`
 entries merged in (`run_settings`); the hook hands each to its run's nodes as the dataset
 `<run>.run_config`, and training, evaluation, predict and export read their settings from it.

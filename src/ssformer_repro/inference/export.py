@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssformer_repro.grid.run_config import RunConfig
+from ssformer_repro.inference.settings import ExportSettings
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.storage.atomic import atomic_folder, unused_folder
 
@@ -155,7 +156,7 @@ def export_trained_run(
     training_summary: dict[str, Any],
     split_manifest: pd.DataFrame,
     output_root: Path,
-    export: dict[str, Any],
+    export: ExportSettings,
 ) -> dict[str, Any]:
     """Write `<output_root>/<run>/model.onnx` and `export.json` (the ONNX Runtime check), and
     log the MLflow model to the run's child run when tracking is on; returns the report."""
@@ -164,22 +165,20 @@ def export_trained_run(
 
     require_export_extra()
     run, tracking = config.run, config.tracking
-    output = unused_folder(
-        Path(output_root) / run.name, export["on_existing"], "export.on_existing"
-    )
+    output = unused_folder(Path(output_root) / run.name, export.on_existing, "export.on_existing")
     on_cpu = config.evaluation.model_copy(update={"device": "cpu", "amp": "off"})
     trained = TrainedModel(
         config.model_copy(update={"evaluation": on_cpu}), training_summary["checkpoint"]
     )
     model = ProbabilityModel(trained.network)
-    frames = check_frames(trained, split_manifest, export["check_frames"])
+    frames = check_frames(trained, split_manifest, export.check_frames)
     with atomic_folder(output) as staging:
         export_onnx(model, config.augmentation.image_size, staging / ONNX_FILE)
         report = {"run": run.name, "checkpoint": str(training_summary["checkpoint"])}
         report["onnx_check"] = check_onnx(model, staging / ONNX_FILE, frames)
         report["mlflow_model"] = None
-        if export["mlflow"] and tracking.enabled:
-            configure_tracking(tracking.model_dump())
+        if export.mlflow and tracking.enabled:
+            configure_tracking(tracking)
             run_id = training_summary.get("mlflow_run_id")
             report["mlflow_model"] = log_mlflow_model(model, frames[0][None], run_id, run.name)
         (staging / EXPORT_REPORT).write_text(json.dumps(report, indent=2) + "\n")

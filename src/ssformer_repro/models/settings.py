@@ -3,7 +3,7 @@ ImageNet weights per backbone."""
 
 from __future__ import annotations
 
-from pydantic import create_model, field_validator
+from pydantic import PositiveInt, create_model, field_validator
 
 from ssformer_repro.models.backbones import available_backbones
 from ssformer_repro.models.heads import HEADS
@@ -31,3 +31,9 @@ class ModelSettings(Settings):
         if unknown:
             raise ValueError(f"unknown backbone(s) {unknown}; valid: {available_backbones()}")
         return value
+
+
+class ModelSizesSettings(Settings):
+    """The model-size table of the grid's models (backbone x head of its runs)."""
+
+    image_size: PositiveInt = 352

@@ -18,16 +18,18 @@ from typing import Any
 
 import mlflow
 
+from ssformer_repro.tracking.settings import TrackingSettings
+
 # Parameter names that look like credentials: their values are never sent to MLflow.
 SECRET_NAME = re.compile(r"password|passwd|secret|token|api_?key|access_?key|credential", re.I)
 REDACTED = "<redacted>"
 
 
-def configure_tracking(tracking: dict[str, Any]) -> str:
+def configure_tracking(tracking: TrackingSettings) -> str:
     """Point MLflow at the configured store and experiment; return the tracking URI used."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking["uri"]
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(tracking["experiment"])
+    mlflow.set_experiment(tracking.experiment)
     return uri
 
 
@@ -110,7 +112,7 @@ class ChildRun:
 
 @contextmanager
 def child_run(
-    tracking: dict[str, Any],
+    tracking: TrackingSettings,
     run_name: str,
     params: dict[str, Any] | None = None,
     resume_run_id: str | None = None,
@@ -125,7 +127,7 @@ def child_run(
     continued when the store still has it, so one model keeps one MLflow run; its parameters
     were logged when it started.
     """
-    if not tracking.get("enabled", True):
+    if not tracking.enabled:
         yield ChildRun(None)
         return
     configure_tracking(tracking)
@@ -151,9 +153,9 @@ def run_exists(run_id: str) -> bool:
     return True
 
 
-def existing_child_run(tracking: dict[str, Any], run_id: str | None) -> ChildRun:
+def existing_child_run(tracking: TrackingSettings, run_id: str | None) -> ChildRun:
     """A handle on a child run opened by an earlier node (no-op when tracking is off)."""
-    if not tracking.get("enabled", True) or run_id is None:
+    if not tracking.enabled or run_id is None:
         return ChildRun(None)
     configure_tracking(tracking)
     return ChildRun(run_id)

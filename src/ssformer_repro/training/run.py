@@ -54,7 +54,7 @@ def train_run(
     run, training = config.run, config.training
     context = DistributedContext.from_env()
     # Under torchrun, rank 0 alone logs to MLflow.
-    tracking = config.tracking.model_dump() | ({} if context.is_main else {"enabled": False})
+    tracking = config.tracking.model_copy(update={} if context.is_main else {"enabled": False})
     split_manifest = split_for_fold(split_manifest, run.fold)
     inputs = run_inputs(config, decoded_cache, split_manifest)  # this fold's manifest
     previous = _previous_run(run_folder / LAST_CHECKPOINT, training, inputs)

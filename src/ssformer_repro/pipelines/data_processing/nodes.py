@@ -7,9 +7,16 @@ that registering pipelines stays fast.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ssformer_repro.polyps.settings import (
+        AugmentationSettings,
+        DataProcessingSettings,
+        DatasetSettings,
+    )
 
 PAIR_COLUMNS = ["id", "image_path", "mask_path", "subset"]
 
@@ -24,49 +31,51 @@ def _pairs_list(raw_pairs: pd.DataFrame) -> list:
     return [SamplePair(**row) for row in raw_pairs[PAIR_COLUMNS].to_dict("records")]
 
 
-def discover_raw_pairs(dataset: dict[str, Any]) -> pd.DataFrame:
+def discover_raw_pairs(dataset: DatasetSettings) -> pd.DataFrame:
     """List the image/mask pairs of a dataset unpacked under ``root`` in its ``layout``."""
     from ssformer_repro.polyps.layouts import discover_pairs
 
-    return _pairs_frame(discover_pairs(dataset["layout"], dataset["root"]))
+    return _pairs_frame(discover_pairs(dataset.layout, dataset.root))
 
 
-def generate_synthetic_dataset(dataset: dict[str, Any]) -> pd.DataFrame:
+def generate_synthetic_dataset(dataset: DatasetSettings) -> pd.DataFrame:
     """Write a seeded synthetic polyp dataset in a real layout, then list it like real data."""
     from ssformer_repro.polyps.layouts import discover_pairs
     from ssformer_repro.polyps.synthetic import generate_synthetic_polyps, write_synthetic_dataset
 
-    generator = dict(dataset["synthetic"])
-    test_sets = generator.pop("test_sets", None) or {}
+    generator = dataset.synthetic.model_dump()
+    test_sets = generator.pop("test_sets") or {}
     generator["n_images"] += sum(test_sets.values())
     write_synthetic_dataset(
         generate_synthetic_polyps(**generator),
-        dataset["root"],
-        layout=dataset["layout"],
-        generator_parameters=dataset["synthetic"],
+        dataset.root,
+        layout=dataset.layout,
+        generator_parameters=dataset.synthetic.model_dump(exclude_unset=True),
         test_sets=test_sets,
     )
-    return _pairs_frame(discover_pairs(dataset["layout"], dataset["root"]))
+    return _pairs_frame(discover_pairs(dataset.layout, dataset.root))
 
 
-def measure_images(raw_pairs: pd.DataFrame, data_processing: dict[str, Any]) -> pd.DataFrame:
+def measure_images(
+    raw_pairs: pd.DataFrame, data_processing: DataProcessingSettings
+) -> pd.DataFrame:
     """Read every pair once: sizes and foreground fraction, failing on any unreadable pair."""
     from ssformer_repro.polyps.validation import summarise_pairs
 
     return summarise_pairs(
         _pairs_list(raw_pairs),
-        mask_threshold=data_processing["mask_threshold"],
+        mask_threshold=data_processing.mask_threshold,
         progress=True,
-        non_binary_masks=data_processing.get("non_binary_masks", "binarise"),
+        non_binary_masks=data_processing.non_binary_masks,
     )
 
 
-def split_dataset(raw_pairs: pd.DataFrame, dataset: dict[str, Any]) -> pd.DataFrame:
+def split_dataset(raw_pairs: pd.DataFrame, dataset: DatasetSettings) -> pd.DataFrame:
     """Assign every image to train/val/test with the configured, deterministic strategy."""
     from ssformer_repro.polyps.splits import assign_splits, build_split_manifest
 
     pairs = _pairs_list(raw_pairs)
-    options = dict(dataset["split"])
+    options = dataset.split.model_dump()
     assignment = assign_splits(pairs, options.pop("strategy"), **options)
     return build_split_manifest(pairs, assignment)
 
@@ -96,7 +105,7 @@ def per_image_summary(image_stats: pd.DataFrame, split_manifest: pd.DataFrame) -
     return summary[["id", "split", "height", "width", "foreground_fraction"]]
 
 
-def build_decoded_cache(split_manifest: pd.DataFrame, data_processing: dict[str, Any]):
+def build_decoded_cache(split_manifest: pd.DataFrame, data_processing: DataProcessingSettings):
     """Decode and resize the training and validation images once, for fast epochs (for a k-fold
     dataset every image, since each one trains or validates some fold)."""
     from ssformer_repro.polyps.cache import build_decoded_cache as build_cache
@@ -105,33 +114,30 @@ def build_decoded_cache(split_manifest: pd.DataFrame, data_processing: dict[str,
     present = set(split_manifest["split"])
     return build_cache(
         split_manifest,
-        size=data_processing["cache_size"],
+        size=data_processing.cache_size,
         splits=tuple(split for split in ("train", "val", CROSS_VALIDATION) if split in present),
-        mask_threshold=data_processing["mask_threshold"],
+        mask_threshold=data_processing.mask_threshold,
         progress=True,
     )
 
 
 def plot_augmentation_preview(
-    decoded_cache, augmentation: dict[str, Any], data_processing: dict[str, Any]
+    decoded_cache, augmentation: AugmentationSettings, data_processing: DataProcessingSettings
 ):
     """A grid of augmented training samples with their masks, to check alignment by eye."""
     from ssformer_repro.polyps.augment import build_train_transform
     from ssformer_repro.polyps.preview import plot_augmented_samples
-    from ssformer_repro.polyps.settings import AugmentationSettings
     from ssformer_repro.polyps.splits import CROSS_VALIDATION
     from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 
-    preview = data_processing["preview"]
-    transform = build_train_transform(
-        AugmentationSettings.model_validate(augmentation), seed=preview["seed"]
-    )
+    preview = data_processing.preview
+    transform = build_train_transform(augmentation, seed=preview.seed)
     # A k-fold dataset has no fixed train split: every image trains some fold.
     split = CROSS_VALIDATION if CROSS_VALIDATION in decoded_cache.splits else "train"
     dataset = CachedSegmentationDataset.from_cache(decoded_cache, transform, split=split)
     return plot_augmented_samples(
         dataset,
-        n_samples=preview["n_samples"],
-        n_augmentations=preview["n_augmentations"],
-        seed=preview["seed"],
+        n_samples=preview.n_samples,
+        n_augmentations=preview.n_augmentations,
+        seed=preview.seed,
     )

@@ -22,16 +22,10 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
             Node(
                 export_run,
                 inputs={
-                    "export": "params:export",
+                    "parameters": "parameters",
                     "training_summary": f"{run.namespace}.training_summary",
                     "split_manifest": f"{run.dataset}.split_manifest",
                     "output_root": "export.output_root",
-                    "training": "params:training",
-                    "model": "params:model",
-                    "augmentation": "params:augmentation",
-                    "evaluation": "params:evaluation",
-                    "reproduce": "params:reproduce",
-                    "tracking": "params:tracking",
                 },
                 outputs="export.report",
                 name="export_run",

@@ -11,41 +11,28 @@ from ssformer_repro.grid.run_config import resolve_run
 
 
 def segment_frames(
-    predict: dict[str, Any],
-    output_root: Path,
-    training: dict[str, Any],
-    model: dict[str, Any],
-    augmentation: dict[str, Any],
-    evaluation: dict[str, Any],
-    reproduce: dict[str, Any],
-    tracking: dict[str, Any],
-    run_folder: Path | None = None,
+    parameters: dict[str, Any], output_root: Path, run_folder: Path | None = None
 ) -> pd.DataFrame:
-    """Masks (and `predictions.csv`) for every frame of `predict.input`, in a new folder."""
+    """Masks (and `predictions.csv`) for every frame of `predict.input`, in a new folder, with
+    the run `predict.run` (or `predict.checkpoint`) and that run's settings."""
     from ssformer_repro.evaluation.evaluate import TrainedModel
     from ssformer_repro.inference.frames import find_frames
     from ssformer_repro.inference.segment import output_folder, resolve_checkpoint, segment_folder
+    from ssformer_repro.inference.settings import PredictSettings
 
+    predict = PredictSettings.model_validate(parameters.get("predict") or {})
     # Every request problem (checkpoint, architecture, input, output) fails before any work.
-    run, checkpoint = resolve_checkpoint(predict["run"], predict["checkpoint"], run_folder)
-    parameters = {
-        "training": training,
-        "model": model,
-        "augmentation": augmentation,
-        "evaluation": evaluation,
-        "reproduce": reproduce,
-        "tracking": tracking,
-    }
+    run, checkpoint = resolve_checkpoint(predict.run, predict.checkpoint, run_folder)
     trained = TrainedModel(resolve_run(run, parameters), checkpoint)
-    find_frames(predict["input"])
-    output = output_folder(output_root, run.name, Path(predict["input"]), predict["on_existing"])
+    find_frames(predict.input)
+    output = output_folder(output_root, run.name, Path(predict.input), predict.on_existing)
     return segment_folder(
         trained,
-        predict["input"],
+        predict.input,
         output,
-        tta=predict["tta"],
-        batch_size=predict["batch_size"],
-        num_workers=predict["num_workers"],
-        save_probabilities=predict["save_probabilities"],
-        save_overlays=predict["save_overlays"],
+        tta=predict.tta,
+        batch_size=predict.batch_size,
+        num_workers=predict.num_workers,
+        save_probabilities=predict.save_probabilities,
+        save_overlays=predict.save_overlays,
     )

@@ -17,16 +17,7 @@ from .nodes import segment_frames
 def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
     """Segment `predict.input` with `predict.run` (or `predict.checkpoint`)."""
     predict = (parameters or pipeline_parameters()).get("predict") or {}
-    inputs = {
-        "predict": "params:predict",
-        "output_root": "predict.output_root",
-        "training": "params:training",
-        "model": "params:model",
-        "augmentation": "params:augmentation",
-        "evaluation": "params:evaluation",
-        "reproduce": "params:reproduce",
-        "tracking": "params:tracking",
-    }
+    inputs = {"parameters": "parameters", "output_root": "predict.output_root"}
     run = _run_or_none(predict.get("run"))
     if run is not None:
         inputs["run_folder"] = f"{run.namespace}.run_folder"

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ssformer_repro.evaluation.settings import EvaluationSettings
+    from ssformer_repro.models.settings import ModelSizesSettings
+    from ssformer_repro.reporting.settings import StatisticsSettings
 
 RESULTS_TITLE = "Test mIoU, mDice, mNSD and mHD95 per dataset, backbone and head"
 TEST_SETS_TITLE = "Test mIoU, mDice, mNSD and mHD95 per test set, backbone and head"
@@ -92,59 +97,53 @@ def collect_image_scores(**test_scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def tabulate_verdict(
-    image_scores: pd.DataFrame, statistics: dict[str, Any], evaluation: dict[str, Any]
+    image_scores: pd.DataFrame, statistics: StatisticsSettings, evaluation: EvaluationSettings
 ) -> pd.DataFrame:
     """Does each PLD beat SeD (and the official PLD the report's), cell by cell, as heads?
     (On the scores of `evaluation.tta`, which the tables name.)"""
     from ssformer_repro.reporting.published import report_differences
-    from ssformer_repro.reporting.settings import StatisticsSettings
     from ssformer_repro.reporting.verdict import verdict_table
 
-    settings = StatisticsSettings.model_validate(statistics)
     return verdict_table(
         image_scores,
         report_differences(),
-        alpha=settings.alpha,
-        margin=settings.equivalence_margin,
-        n_boot=settings.bootstrap_samples,
-        seed=settings.seed,
-        tta=evaluation.get("tta", "none"),
+        alpha=statistics.alpha,
+        margin=statistics.equivalence_margin,
+        n_boot=statistics.bootstrap_samples,
+        seed=statistics.seed,
+        tta=evaluation.tta,
     )
 
 
 def plan_seeds(
-    image_scores: pd.DataFrame, statistics: dict[str, Any], **histories: pd.DataFrame
+    image_scores: pd.DataFrame, statistics: StatisticsSettings, **histories: pd.DataFrame
 ) -> tuple[pd.DataFrame, str]:
     """What it would take to settle each comparison: seeds per head (or test images) for the
     planner's power, priced with the hours the runs took (histories keyed by run name)."""
     from ssformer_repro.reporting.power import power_markdown, power_table, training_hours
     from ssformer_repro.reporting.published import report_differences
-    from ssformer_repro.reporting.settings import StatisticsSettings
 
-    settings = StatisticsSettings.model_validate(statistics)
     table = power_table(
         image_scores,
         report_differences(),
         training_hours(histories),
-        alpha=settings.alpha,
-        target_power=settings.power,
-        target_difference=settings.target_difference,
-        planning_training_spread=settings.planning_training_spread,
-        max_seeds=settings.max_seeds,
+        alpha=statistics.alpha,
+        target_power=statistics.power,
+        target_difference=statistics.target_difference,
+        planning_training_spread=statistics.planning_training_spread,
+        max_seeds=statistics.max_seeds,
     )
-    return table, power_markdown(table, settings.planning_training_spread)
+    return table, power_markdown(table, statistics.planning_training_spread)
 
 
 def write_verdict(
-    verdict: pd.DataFrame, power: pd.DataFrame, statistics: dict[str, Any]
+    verdict: pd.DataFrame, power: pd.DataFrame, statistics: StatisticsSettings
 ) -> tuple[str, str]:
     """verdict.md (with what more seeds would settle, from the power table) and verdict.tex."""
     from ssformer_repro.reporting.power import plans_summary
-    from ssformer_repro.reporting.settings import StatisticsSettings
     from ssformer_repro.reporting.verdict import verdict_latex, verdict_markdown
 
-    settings = StatisticsSettings.model_validate(statistics)
-    alpha, n_boot = settings.alpha, settings.bootstrap_samples
+    alpha, n_boot = statistics.alpha, statistics.bootstrap_samples
     return (
         verdict_markdown(verdict, alpha, n_boot, plans_summary(power)),
         verdict_latex(verdict, alpha, n_boot),
@@ -159,18 +158,15 @@ def plot_verdict(verdict: pd.DataFrame):
 
 
 def tabulate_where_heads_differ(
-    image_scores: pd.DataFrame, statistics: dict[str, Any], evaluation: dict[str, Any]
+    image_scores: pd.DataFrame, statistics: StatisticsSettings, evaluation: EvaluationSettings
 ) -> tuple[pd.DataFrame, str, str]:
     """Each comparison by metric (Dice, NSD, HD95) and polyp stratum, head-level (CSV, MD, TeX)."""
-    from ssformer_repro.evaluation.settings import EvaluationSettings
-    from ssformer_repro.reporting.settings import StatisticsSettings
     from ssformer_repro.reporting.where import where_latex, where_markdown, where_table
 
-    settings = StatisticsSettings.model_validate(statistics)
-    tolerance = EvaluationSettings.model_validate(evaluation).nsd_tolerance
-    margins = {"dice": settings.equivalence_margin, **settings.boundary_margins}
-    minimum = settings.min_stratum_images
-    table = where_table(image_scores, margins, settings.alpha, minimum)
+    tolerance = evaluation.nsd_tolerance
+    margins = {"dice": statistics.equivalence_margin, **statistics.boundary_margins}
+    minimum = statistics.min_stratum_images
+    table = where_table(image_scores, margins, statistics.alpha, minimum)
     return table, where_markdown(table, minimum, tolerance), where_latex(table, minimum, tolerance)
 
 
@@ -183,12 +179,7 @@ def plot_where_heads_differ(where: pd.DataFrame):
 
 def plot_nsd_gallery(
     image_scores: pd.DataFrame,
-    training: dict[str, Any],
-    model: dict[str, Any],
-    augmentation: dict[str, Any],
-    evaluation: dict[str, Any],
-    reproduce: dict[str, Any],
-    tracking: dict[str, Any],
+    parameters: dict[str, Any],
     folder: Path,
     **inputs: Any,
 ) -> bytes:
@@ -208,14 +199,6 @@ def plot_nsd_gallery(
         name: summary["checkpoint"]
         for name, summary in inputs.items()
         if not name.startswith("manifest__")
-    }
-    parameters = {
-        "training": training,
-        "model": model,
-        "augmentation": augmentation,
-        "evaluation": evaluation,
-        "reproduce": reproduce,
-        "tracking": tracking,
     }
 
     def trained_model(run, checkpoint):  # noqa: ANN001, ANN202
@@ -259,13 +242,13 @@ def tabulate_toolbox_metrics(**test_metrics: dict[str, Any]) -> tuple[pd.DataFra
 
 
 def tabulate_model_sizes(
-    runs: pd.DataFrame, model_sizes: dict[str, Any], folder: Path
+    runs: pd.DataFrame, model_sizes: ModelSizesSettings, folder: Path
 ) -> tuple[pd.DataFrame, str]:
     """Params, saved MB and forward GFLOPs of the study's models (every backbone x head of its
     runs), next to the report's sizes; counted once, then read from its record in `folder`."""
     from ssformer_repro.models.sizes import model_size_table
 
-    size = model_sizes["image_size"]
+    size = model_sizes.image_size
     models = zip(runs["backbone"], runs["head"], strict=True)
     table = model_size_table(models, size=size, record=folder / MODEL_SIZES_RECORD)
     note = (
