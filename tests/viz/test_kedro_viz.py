@@ -104,7 +104,7 @@ def test_chromium_draws_the_collapsed_flowchart(
     # Namespaces collapsed: one node per top-level namespace, none of the namespaced tasks.
     assert sorted(nodes["modularPipeline"]) == sorted([*grid["datasets"], "reporting"])
     assert "task" not in nodes
-    assert "params:training" in nodes["parameters"]
+    assert "params:statistics" in nodes["parameters"]
     assert "reporting.results_table" in nodes["data"]
     assert layers and set(layers) <= set(CATALOG_LAYERS)
     assert screenshot.read_bytes().startswith(b"\x89PNG")

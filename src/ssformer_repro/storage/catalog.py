@@ -6,6 +6,10 @@
 - `DecodedCacheDataset` stores a `DecodedCache` as .npy files that load memory-mapped.
 - `FolderDataset` hands a node the folder it may write into (a run's checkpoints), so that the
   catalog stays the one place that knows where things live.
+
+A run's entries give `run: "{run}"`: the run's name in their path is then its folder by the
+grid's rule (`GridRun.folder`: a cross-validation fold is a sub-folder of its seed's), so one
+entry serves every run, folds included.
 """
 
 from __future__ import annotations
@@ -17,12 +21,22 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
+from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.polyps.cache import DecodedCache
 from ssformer_repro.storage.atomic import atomic_folder, atomic_path, remove_partial_writes
 
 IMAGES_FILE = "images.npy"
 MASKS_FILE = "masks.npy"
 INDEX_FILE = "index.csv"
+
+
+def in_run_folder(path: str, run: str | None) -> Path:
+    """`path` with the folder named after `run` replaced by the run's folder (GridRun.folder),
+    e.g. `data/06_models/kvasir.mit_b0.pld.seed42.fold3` -> `.../kvasir.mit_b0.pld.seed42/fold3`."""
+    if run is None:
+        return Path(path)
+    folder = GridRun.parse(run).folder
+    return Path(*(folder if part == run else part for part in Path(path).parts))
 
 
 class AtomicDataset(AbstractDataset[Any, Any]):
@@ -37,7 +51,11 @@ class AtomicDataset(AbstractDataset[Any, Any]):
     """
 
     def __init__(
-        self, dataset: dict[str, Any], filepath: str, metadata: dict[str, Any] | None = None
+        self,
+        dataset: dict[str, Any],
+        filepath: str,
+        run: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         if "filepath" in dataset:
             raise DatasetError(
@@ -48,7 +66,7 @@ class AtomicDataset(AbstractDataset[Any, Any]):
                 f"AtomicDataset {filepath}: only local files can be renamed atomically."
             )
         self._dataset = dict(dataset)
-        self._filepath = Path(filepath)
+        self._filepath = in_run_folder(filepath, run)
         self._final = self._wrapped(self._filepath)
         self.metadata = metadata
 
@@ -137,8 +155,10 @@ class FolderDataset(AbstractDataset[None, Path]):
           path: data/06_models/{run}
     """
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+    def __init__(
+        self, path: str, run: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        self._path = in_run_folder(path, run)
         self.metadata = metadata
 
     def load(self) -> Path:
