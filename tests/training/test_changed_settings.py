@@ -10,6 +10,7 @@ import pytest
 from ssformer_repro.training import checkpoint as checkpoint_module
 from ssformer_repro.training.checkpoint import (
     ChangedSettingsError,
+    RunRecord,
     load_checkpoint,
     load_resumable,
     trained_epochs,
@@ -106,3 +107,27 @@ def test_a_last_json_of_another_last_pt_is_not_believed(tmp_path, monkeypatch) -
     )
     assert trained_epochs(tmp_path / "last.pt") == 1
     assert reads == [tmp_path / "last.pt"]
+
+
+def test_a_run_folder_is_judged_once_start_resume_done_or_restart(tmp_path, monkeypatch) -> None:
+    assert RunRecord.judge(tmp_path, config(epochs=2), inputs()).action == "start"
+    train(tmp_path, inputs(), epochs=1)
+    assert RunRecord.judge(tmp_path, config(epochs=1), inputs()).action == "done"
+    resume = RunRecord.judge(tmp_path, config(epochs=2), inputs())
+    assert resume.action == "resume" and resume.progress["epoch"] == 1
+    changed = config(epochs=2, on_changed_settings="restart")
+    restart = RunRecord.judge(tmp_path, changed, inputs(code="def"))
+    assert restart.action == "restart" and "code.training: 'abc' -> 'def'" in restart.reason
+    with pytest.raises(ChangedSettingsError):
+        RunRecord.judge(tmp_path, config(epochs=2), inputs(code="def"))
+
+    # Training acts on the record it is given: last.pt is not judged again.
+    def judged_again(*args, **kwargs):
+        raise AssertionError("the run folder was judged twice")
+
+    monkeypatch.setattr(checkpoint_module, "load_resumable", judged_again)
+    disks = DiskDataset()
+    result = train_segmenter(
+        tiny_model(), disks, disks, config(epochs=2), tmp_path, "policy", record=resume
+    )
+    assert list(result.history["epoch"]) == [1, 2]

@@ -3,9 +3,12 @@
 A run folder holds `last.pt` (everything needed to resume: weights, optimiser, schedule, RNG
 states, history, settings), `last.json` (the same without the tensors, for a cheap look at a
 run's progress), `best.pt` (the best epoch's weights) and `history.csv`. Files are written
-atomically and read back with `weights_only=True`. `resume` restores a run from its
-`last.pt` when the settings allow it; `CheckpointWriter` writes the files after an epoch.
+atomically and read back with `weights_only=True`. `RunRecord.judge` decides once per run
+whether it starts, resumes, restarts or is done; `restore` acts on that decision;
+`CheckpointWriter` writes the files after an epoch.
 """
+
+from __future__ import annotations
 
 import json
 import logging
@@ -14,6 +17,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -157,40 +161,77 @@ def run_fingerprint(config: TrainingSettings, inputs: dict | None = None) -> dic
     return {"training": training, **(inputs or {})}
 
 
-def resume(
-    parts,
-    last_path: Path,
-    config: TrainingSettings,
-    run_name: str,
-    is_main: bool,
-    inputs: dict | None = None,
-) -> RunState:
-    """Restore `parts` (a RunParts) from `last.pt` and return the progress it holds.
+@dataclass(frozen=True)
+class RunRecord:
+    """A run's folder judged once against the run's settings and inputs: whether training
+    starts, resumes, restarts (last.pt of other settings, `on_changed_settings: restart`) or has
+    nothing left to do; with the fingerprint its files are written with and, when resuming or
+    done, last.pt's progress (`last_progress`: no tensors)."""
 
-    With ``on_changed_settings: restart``, a `last.pt` of other settings or inputs is moved
-    aside (never deleted) and training starts from scratch.
-    """
-    try:
-        checkpoint = load_resumable(last_path, config, inputs)
-    except ChangedSettingsError as error:
-        if config.on_changed_settings != "restart":
-            raise
+    folder: Path
+    fingerprint: dict
+    action: Literal["start", "resume", "restart", "done"]
+    progress: dict | None = None
+    reason: str = ""  # why a restart moves the old files aside
+
+    @classmethod
+    def judge(cls, folder: Path, config: TrainingSettings, inputs: dict | None = None) -> RunRecord:
+        """The record of `folder` for a run of `config` and `inputs`; a ChangedSettingsError
+        when its last.pt is of other settings and `on_changed_settings` is `refuse`."""
+        folder = Path(folder)
+        fingerprint = json.loads(json.dumps(run_fingerprint(config, inputs)))
+        last = folder / LAST_CHECKPOINT
+        if not last.exists():
+            return cls(folder, fingerprint, "start")
+        try:
+            progress = load_resumable(last, config, inputs, progress_only=True)
+        except ChangedSettingsError as error:
+            if config.on_changed_settings != "restart":
+                raise
+            return cls(folder, fingerprint, "restart", reason=str(error))
+        action = "done" if progress["epoch"] == config.epochs else "resume"
+        return cls(folder, fingerprint, action, progress)
+
+    def progress_state(self) -> RunState:
+        """The progress the record holds (none when starting or restarting)."""
+        if self.progress is None:
+            return RunState()
+        return RunState(
+            epoch=self.progress["epoch"],
+            best_val_mdice=self.progress["best_val_mdice"],
+            best_epoch=self.progress["best_epoch"],
+            history=list(self.progress["history"]),
+        )
+
+
+def restore(parts, record: RunRecord, run_name: str, is_main: bool) -> RunState:
+    """Act on `record`: restore `parts` (a RunParts) from last.pt when resuming, or move the old
+    files to superseded/ when restarting; return the progress training goes on from."""
+    if record.action == "restart":
         if is_main:
-            superseded = supersede(last_path.parent)
+            superseded = supersede(record.folder)
             logger.warning(
-                "run %r: %s Moved to %s; training from scratch.", run_name, error, superseded
+                "run %r: %s Moved to %s; training from scratch.",
+                run_name,
+                record.reason,
+                superseded,
             )
         return RunState()
+    if record.action == "start":
+        return RunState()
+    last_path = record.folder / LAST_CHECKPOINT
+    checkpoint = load_checkpoint(last_path)
+    missing = [key for key in LAST_CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"{last_path} is not a training checkpoint of this code (missing {missing}); "
+            "delete it or use a new run directory."
+        )
     parts.load_state_dict(checkpoint)
     logger.info(
         "run %r: resuming from %s after epoch %d.", run_name, last_path, checkpoint["epoch"]
     )
-    return RunState(
-        epoch=checkpoint["epoch"],
-        best_val_mdice=checkpoint["best_val_mdice"],
-        best_epoch=checkpoint["best_epoch"],
-        history=list(checkpoint["history"]),
-    )
+    return record.progress_state()
 
 
 @dataclass

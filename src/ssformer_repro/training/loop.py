@@ -6,7 +6,6 @@ several processes when torchrun starts it (distributed.py, docs/scaling.md). The
 `TrainingSettings` (settings.py); the parts of a run are `Placement` and `RunParts` (parts.py).
 """
 
-import json
 import logging
 import math
 import time
@@ -26,9 +25,9 @@ from ssformer_repro.training.checkpoint import (
     HISTORY_COLUMNS,
     LAST_CHECKPOINT,
     CheckpointWriter,
+    RunRecord,
     RunState,
-    resume,
-    run_fingerprint,
+    restore,
 )
 from ssformer_repro.training.device import cpu_threads
 from ssformer_repro.training.distributed import DistributedContext
@@ -65,6 +64,7 @@ def train_segmenter(
     on_epoch_end: Callable[[dict], None] | None = None,
     inputs: dict | None = None,
     metadata: dict | None = None,
+    record: RunRecord | None = None,
 ) -> TrainingResult:
     """Train `model` (in place), select the best epoch by validation mDice, checkpoint to `run_dir`.
 
@@ -72,8 +72,9 @@ def train_segmenter(
     `run_dir/last.pt` exists with the same settings and `inputs` (what else the result depends
     on: model, augmentation, data, code; only `epochs` may grow), training resumes after its
     epoch; with num_workers=0 the result equals an uninterrupted run exactly. `metadata` (e.g.
-    the MLflow run id) is stored in last.pt beside them. Torch uses `config.threads` CPU
-    threads meanwhile.
+    the MLflow run id) is stored in last.pt beside them. `record`: the run folder already
+    judged for these settings and inputs (`RunRecord.judge`), else judged here. Torch uses
+    `config.threads` CPU threads meanwhile.
 
     Under torchrun every process calls this with the same arguments (docs/scaling.md): each
     trains on its share of every global batch of `batch_size` images in DistributedDataParallel;
@@ -87,6 +88,12 @@ def train_segmenter(
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_partial_writes(run_dir)  # left by a process killed while saving
+    record = record or RunRecord.judge(run_dir, config, inputs)
+    if record.action == "done":
+        logger.info(
+            "run %r: already trained for %d epochs; nothing to do.", run_name, config.epochs
+        )
+        return _result(record.progress_state(), run_dir)
 
     with cpu_threads(config.threads):
         placement = Placement.for_config(config, context)
@@ -95,18 +102,7 @@ def train_segmenter(
             torch.backends.cudnn.benchmark = True
         seed_everything(config.seed)
         parts = RunParts.build(model, config, placement)
-        last_path = run_dir / LAST_CHECKPOINT
-        state = (
-            resume(parts, last_path, config, run_name, context.is_main, inputs)
-            if last_path.exists()
-            else RunState()
-        )
-        if state.epoch == config.epochs:
-            logger.info(
-                "run %r: already trained for %d epochs; nothing to do.", run_name, state.epoch
-            )
-            return _result(state, run_dir)
-
+        state = restore(parts, record, run_name, context.is_main)
         on_cuda = placement.device.type == "cuda"
         train_loader, val_loader = make_loaders(train_set, val_set, config, context, parts, on_cuda)
         with context.process_group(config.distributed_backend, placement.device):
@@ -115,8 +111,9 @@ def train_segmenter(
             epoch_step = EpochStep(
                 parts, model, build_loss(config.loss), placement, config, context
             )
-            fingerprint = json.loads(json.dumps(run_fingerprint(config, inputs)))
-            checkpoints = CheckpointWriter(run_dir, config, run_name, fingerprint, metadata or {})
+            checkpoints = CheckpointWriter(
+                run_dir, config, run_name, record.fingerprint, metadata or {}
+            )
             for epoch in range(state.epoch + 1, config.epochs + 1):
                 where = f"run {run_name!r} ({run_dir}), epoch {epoch}/{config.epochs}"
                 row = epoch_step(epoch, train_loader, val_loader, where)

@@ -27,12 +27,7 @@ from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
 from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
 from ssformer_repro.tracking.runs import child_run, git_commit
-from ssformer_repro.training.checkpoint import (
-    HISTORY_COLUMNS,
-    LAST_CHECKPOINT,
-    ChangedSettingsError,
-    load_resumable,
-)
+from ssformer_repro.training.checkpoint import HISTORY_COLUMNS, RunRecord
 from ssformer_repro.training.distributed import DistributedContext
 from ssformer_repro.training.failures import explained_resource_errors
 from ssformer_repro.training.loop import train_segmenter
@@ -57,12 +52,12 @@ def train_run(
     tracking = config.tracking.model_copy(update={} if context.is_main else {"enabled": False})
     split_manifest = split_for_fold(split_manifest, run.fold)
     inputs = run_inputs(config, decoded_cache, split_manifest)  # this fold's manifest
-    previous = _previous_run(run_folder / LAST_CHECKPOINT, training, inputs)
-    if previous is not None and previous["epoch"] == training.epochs:
+    record = RunRecord.judge(run_folder, training, inputs)
+    if record.action == "done":
         logger.info(
             "run %r: already trained for %d epochs; nothing to do.", run.name, training.epochs
         )
-        return _summary(run, training, run_folder, previous), _history(previous)
+        return _summary(run, training, run_folder, record.progress), _history(record.progress)
 
     seed_everything(training.seed)
     network = build_configured_model(run.backbone, run.head, config.model)
@@ -77,7 +72,7 @@ def train_run(
     # kedro runs from the project root, so the working directory is the project's git checkout.
     settings = config.model_dump(mode="json", include={"training", "model", "augmentation"})
     params = {**run.fields(), "name": run.name, **settings, "git_commit": git_commit(Path.cwd())}
-    resume_id = (previous or {}).get("metadata", {}).get("mlflow_run_id")
+    resume_id = (record.progress or {}).get("metadata", {}).get("mlflow_run_id")
     with (
         child_run(tracking, run.name, params, resume_id, tags=run.fields()) as tracked,
         explained_resource_errors(run.name, training.batch_size, context.world_size),
@@ -92,6 +87,7 @@ def train_run(
             on_epoch_end=tracked.log_epoch,
             inputs=inputs,
             metadata={"mlflow_run_id": tracked.run_id},
+            record=record,
         )
         if config.tracking.log_checkpoints:
             tracked.log_artifact(result.best_checkpoint, artifact_path="checkpoints")
@@ -135,19 +131,6 @@ def cache_digest(cache: DecodedCache) -> str:
 
 def _ids(manifest: pd.DataFrame, split: str) -> list[str]:
     return manifest.loc[manifest["split"] == split, "id"].tolist()
-
-
-def _previous_run(last_path: Path, config: TrainingSettings, inputs: dict) -> dict | None:
-    """The run's last.pt's progress (without tensors) when it can be resumed; None when there is
-    none, or when it is of other settings and `on_changed_settings: restart` will move it aside."""
-    if not last_path.exists():
-        return None
-    try:
-        return load_resumable(last_path, config, inputs, progress_only=True)
-    except ChangedSettingsError:
-        if config.on_changed_settings == "restart":
-            return None
-        raise
 
 
 def _summary(
