@@ -22,7 +22,7 @@ from ssformer_repro.config.schema import Parameters
 from ssformer_repro.errors import UserError
 from ssformer_repro.grid.run_config import RunConfig, run_values
 from ssformer_repro.grid.runs import GridRun, grid_runs, matches
-from ssformer_repro.polyps.settings import DatasetSettings, KFoldSplit
+from ssformer_repro.polyps.settings import DatasetSettings
 from ssformer_repro.settings_types import CHOICE_KEYS, Settings
 
 T = TypeVar("T", bound=BaseModel)
@@ -238,7 +238,7 @@ def dataset_problems(name: str, dataset: DatasetSettings) -> list[str]:
     return id_lists_problems(name, split.id_lists.model_dump(), ids)
 
 
-def groups_problems(name: str, split: KFoldSplit, ids: list[str] | None) -> list[str]:
+def groups_problems(name: str, split: Settings, ids: list[str] | None) -> list[str]:
     """A k-fold split's groups file must exist, be an `id,group` CSV and group every image."""
     from ssformer_repro.polyps.splits import SplitError, read_groups
 

@@ -3,7 +3,7 @@ and synthetic generator) and how datasets are processed."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import (
     Field,
@@ -15,7 +15,11 @@ from pydantic import (
 )
 
 from ssformer_repro.polyps.layouts import LAYOUTS
-from ssformer_repro.settings_types import Fraction, Pair, Probability, Settings, Triple
+from ssformer_repro.polyps.splits import SPLIT_OPTIONS
+from ssformer_repro.settings_types import Pair, Probability, Settings, Triple
+
+# What to do with a mask of more than two grey values (JPEG noise, soft labels, several classes).
+NonBinaryMaskPolicy = Literal["binarise", "error"]
 
 
 class ScaleCrop(Settings):
@@ -78,53 +82,8 @@ class AugmentationSettings(Settings):
         return value
 
 
-class RandomSplit(Settings):
-    """Sorted ids, test then validation carved out with scikit-learn (the FCBFormer recipe)."""
-
-    strategy: Literal["random"]
-    seed: int = 42
-    val_fraction: Fraction = 0.1
-    test_fraction: Fraction = 0.1
-
-
-class IdListFiles(Settings):
-    """Files of ids, one per line, relative to the project root."""
-
-    train: str
-    test: str
-    val: str | None = None  # None: validation is carved out of train
-
-
-class IdListsSplit(Settings):
-    """Published id lists; without a val list, `val_fraction` of train is drawn with `seed`."""
-
-    strategy: Literal["id_lists"]
-    id_lists: IdListFiles
-    seed: int = 42
-    val_fraction: Fraction = 0.1
-
-
-class PranetSplit(Settings):
-    """PraNet protocol: TrainDataset (minus a validation part) for training, every test set."""
-
-    strategy: Literal["pranet"]
-    seed: int = 42
-    val_fraction: Fraction = 0.1
-
-
-class KFoldSplit(Settings):
-    """K folds of the whole dataset; fold k tests on fold k (optionally grouped)."""
-
-    strategy: Literal["kfold"]
-    folds: Annotated[int, Field(ge=2)] = 5
-    seed: int = 42
-    val_fraction: Fraction = 0.1
-    groups: str | None = None  # an `id,group` CSV: each group stays within one fold
-
-
-Split = Annotated[
-    RandomSplit | IdListsSplit | PranetSplit | KFoldSplit, Field(discriminator="strategy")
-]
+# A `strategy` and that strategy's options (polyps/splits.py, SPLIT_STRATEGIES).
+Split = Annotated[Union[tuple(SPLIT_OPTIONS.values())], Field(discriminator="strategy")]  # noqa: UP007
 
 
 class SyntheticSettings(Settings):
@@ -178,6 +137,6 @@ class DataProcessingSettings(Settings):
 
     datasets: list[str]
     mask_threshold: Annotated[int, Field(ge=0, le=254)] = 127
-    non_binary_masks: Literal["binarise", "error"] = "binarise"
+    non_binary_masks: NonBinaryMaskPolicy = "binarise"
     cache_size: PositiveInt = 352
     preview: Preview = Preview()

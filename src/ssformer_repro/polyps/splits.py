@@ -1,4 +1,9 @@
-"""Assign every sample to train / val / test, reproducibly, and write the split manifest."""
+"""Assign every sample to train / val / test, reproducibly, and write the split manifest.
+
+A split strategy's options are its keyword arguments after the pairs: `SPLIT_OPTIONS` derives
+the `datasets.<name>.split` block of each from its signature (scikit-learn is imported where
+it is used, so that reading the schema stays light).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,15 @@ import inspect
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, KFold, train_test_split
+from pydantic import Field
 
 from ssformer_repro.errors import UserError
 from ssformer_repro.polyps.layouts import IMAGE_SUFFIXES, SamplePair
+from ssformer_repro.settings_types import Fraction, Settings, options_model
 
 MANIFEST_COLUMNS = ["id", "image_path", "mask_path", "split", "subset"]
 # Ids shown per problem before a count of the rest.
@@ -140,7 +147,7 @@ def read_id_lists(id_lists: Mapping[str, str | None], root: Path | None = None) 
 
 
 def split_by_subset(
-    pairs: Sequence[SamplePair], seed: int, val_fraction: float = 0.1
+    pairs: Sequence[SamplePair], seed: int = 42, val_fraction: Fraction = 0.1
 ) -> dict[str, str]:
     """PraNet protocol: the "train" subset is train (minus a random val part); every test set is test."""
     _check_fractions(val_fraction=val_fraction)
@@ -171,6 +178,8 @@ def kfold_split(
     images (whole groups), each image validating at most one fold. Fold k's run trains on the
     rest (`split_for_fold`).
     """
+    from sklearn.model_selection import GroupKFold, KFold
+
     ids = _sorted_unique(ids)
     _check_fractions(val_fraction=val_fraction)
     if not 2 <= folds <= len(ids):
@@ -298,30 +307,43 @@ def build_split_manifest(pairs: Sequence[SamplePair], assignment: Assignment) ->
     return pd.DataFrame(rows, columns=columns)
 
 
+class IdListFiles(Settings):
+    """Files of ids, one per line, relative to the project root."""
+
+    train: str
+    test: str
+    val: str | None = None  # None: validation is carved out of train
+
+
 def _random_strategy(
-    pairs: Sequence[SamplePair], seed: int, val_fraction: float = 0.1, test_fraction: float = 0.1
+    pairs: Sequence[SamplePair],
+    seed: int = 42,
+    val_fraction: Fraction = 0.1,
+    test_fraction: Fraction = 0.1,
 ) -> dict[str, str]:
+    """Sorted ids, test then validation carved out with scikit-learn (the FCBFormer recipe)."""
     return random_split([pair.id for pair in pairs], seed, val_fraction, test_fraction)
 
 
 def _id_lists_strategy(
     pairs: Sequence[SamplePair],
-    id_lists: Mapping[str, str | None],
+    id_lists: IdListFiles,
     seed: int = 42,
-    val_fraction: float = 0.1,
+    val_fraction: Fraction = 0.1,
 ) -> Assignment:
-    """The id lists' files read (see `read_id_lists`), then `split_from_id_lists`."""
+    """Published id lists (see `read_id_lists`), then `split_from_id_lists`: without a val
+    list, `val_fraction` of train is drawn with `seed`."""
     return split_from_id_lists(
-        [pair.id for pair in pairs], read_id_lists(id_lists), seed, val_fraction
+        [pair.id for pair in pairs], read_id_lists(dict(id_lists)), seed, val_fraction
     )
 
 
 def _kfold_strategy(
     pairs: Sequence[SamplePair],
-    folds: int = 5,
+    folds: Annotated[int, Field(ge=2)] = 5,
     seed: int = 42,
-    val_fraction: float = 0.1,
-    groups: str | None = None,
+    val_fraction: Fraction = 0.1,
+    groups: str | None = None,  # an `id,group` CSV: each group stays within one fold
 ) -> Assignment:
     """`kfold_split`, with the groups file read (see `read_groups`)."""
     grouping = read_groups(groups) if groups else None
@@ -331,8 +353,15 @@ def _kfold_strategy(
 SPLIT_STRATEGIES: dict[str, Callable[..., Assignment]] = {
     "random": _random_strategy,
     "id_lists": _id_lists_strategy,
-    "pranet": split_by_subset,
+    "pranet": split_by_subset,  # PraNet: TrainDataset (minus a validation part), every test set
     "kfold": _kfold_strategy,
+}
+# The `split` block of each strategy: `strategy` and the strategy's keyword arguments.
+SPLIT_OPTIONS: dict[str, type[Settings]] = {
+    name: options_model(
+        strategy, f"{name.title().replace('_', '')}Split", ("pairs",), ("strategy", name)
+    )
+    for name, strategy in SPLIT_STRATEGIES.items()
 }
 
 
@@ -362,6 +391,8 @@ def _carve(sorted_ids: list[str], n_carved: int, seed: int) -> tuple[list[str], 
             f"Cannot carve {n_carved} of {len(sorted_ids)} ids and keep any for training; "
             "lower the val/test fractions or use more data."
         )
+    from sklearn.model_selection import train_test_split
+
     rest, carved = train_test_split(sorted_ids, test_size=n_carved, random_state=seed)
     return list(rest), list(carved)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import get_args
 
 import cv2
 import numpy as np
@@ -12,13 +13,13 @@ from tqdm.auto import tqdm
 
 from ssformer_repro.polyps.io import ImageReadError, read_gray, read_rgb
 from ssformer_repro.polyps.layouts import SamplePair
+from ssformer_repro.polyps.settings import NonBinaryMaskPolicy
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["id", "height", "width", "foreground_fraction"]
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
-# What to do with a mask of more than two grey values (JPEG noise, soft labels, several classes).
-NON_BINARY_MASK_POLICIES = ("binarise", "error")
+NON_BINARY_MASK_POLICIES = get_args(NonBinaryMaskPolicy)
 # JPEG compression leaves grey values along a mask's edges, inside the 8x8 blocks the edge
 # crosses (at most 8 * sqrt(2) px from it); a mid-grey pixel farther away belongs to a grey
 # region: soft labels, several classes, a broken export.
@@ -34,7 +35,7 @@ def summarise_pairs(
     pairs: Sequence[SamplePair],
     mask_threshold: int = 127,
     progress: bool = False,
-    non_binary_masks: str = "binarise",
+    non_binary_masks: NonBinaryMaskPolicy = "binarise",
 ) -> pd.DataFrame:
     """Decode every pair and return id, height, width and mask foreground fraction per pair.
 

@@ -4,11 +4,13 @@ import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import torch
 
-AMP_MODES = ("auto", "bf16", "fp16", "off")
+from ssformer_repro.settings_types import AmpMode
+
+AMP_MODES = get_args(AmpMode)  # the schema's modes
 
 
 class AmpSettings(NamedTuple):

@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 # `distributed_backend: auto` picks the backend from the device type.
 BACKENDS = {"cuda": "nccl", "cpu": "gloo"}
-BACKEND_CHOICES = ("auto", "nccl", "gloo")
 LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 

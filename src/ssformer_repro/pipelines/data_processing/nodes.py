@@ -75,7 +75,7 @@ def split_dataset(raw_pairs: pd.DataFrame, dataset: DatasetSettings) -> pd.DataF
     from ssformer_repro.polyps.splits import assign_splits, build_split_manifest
 
     pairs = _pairs_list(raw_pairs)
-    options = dataset.split.model_dump()
+    options = dict(dataset.split)  # the strategy's keyword arguments, typed
     assignment = assign_splits(pairs, options.pop("strategy"), **options)
     return build_split_manifest(pairs, assignment)
 
