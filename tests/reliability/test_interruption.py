@@ -6,6 +6,7 @@ as an out-of-memory kill or a power loss would stop them: no exception handler r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -83,8 +84,10 @@ def test_killed_mid_epoch_resumes_and_ends_like_an_uninterrupted_run(tmp_path: P
     straight_weights = load_checkpoint(straight_dir / "last.pt")["model"]
     for name, tensor in straight_weights.items():
         assert torch.equal(resumed_weights[name], tensor), name
-    saved = pd.read_csv(killed_dir / "history.csv")[METRIC_COLUMNS]
-    pd.testing.assert_frame_equal(saved, history(straight_dir), check_dtype=False)
+    saved = json.loads((killed_dir / "last.json").read_text())["history"]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(saved)[METRIC_COLUMNS], history(straight_dir), check_dtype=False
+    )
 
 
 WRITER_KILLED_MID_CHECKPOINT = textwrap.dedent(

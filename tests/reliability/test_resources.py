@@ -104,7 +104,7 @@ def test_full_disk_in_training_stops_with_the_message_and_a_resumable_run(
 
     def full_after_epoch_one(descriptor: int) -> None:
         saves["count"] += 1
-        if saves["count"] > 3:  # epoch 1 fsyncs best.pt, last.pt, history.csv
+        if saves["count"] > 3:  # epoch 1 fsyncs best.pt, last.pt, last.json
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(descriptor)
 

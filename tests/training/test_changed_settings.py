@@ -59,7 +59,6 @@ def test_restart_moves_the_old_run_aside_and_trains_from_scratch(tmp_path) -> No
         "last.pt",
         "last.json",
         "best.pt",
-        "history.csv",
     }
 
 

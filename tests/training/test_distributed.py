@@ -94,7 +94,6 @@ def test_two_processes_train_like_one_with_the_same_global_batch(two_process_run
     written = sorted(path.name for path in run_dir.iterdir())
     assert written == [
         "best.pt",
-        "history.csv",
         "last.json",
         "last.pt",
         "rank0.json",

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pandas as pd
@@ -55,8 +56,9 @@ def test_tiny_model_overfits_four_disks(tmp_path):
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0] / 2
     assert (history["images_per_second"] > 0).all() and (history["epoch_seconds"] > 0).all()
     assert rows == history.to_dict("records")
-    saved = pd.read_csv(tmp_path / "history.csv")
-    pd.testing.assert_frame_equal(saved, history, check_dtype=False)
+    saved = json.loads((tmp_path / "last.json").read_text())["history"]
+    pd.testing.assert_frame_equal(pd.DataFrame(saved), history, check_dtype=False)
+    assert not (tmp_path / "history.csv").exists()  # the catalog writes it, from the node
 
     assert result.best_epoch == int(history.loc[history["val_mdice"].idxmax(), "epoch"])
     assert result.best_val_mdice == history["val_mdice"].max()
@@ -193,7 +195,7 @@ def test_checkpoint_interval_writes_the_same_files_once_at_the_end(tmp_path):
     )
 
     assert files_after_epoch[:3] == [[], [], []]  # nothing written before the final epoch
-    assert files_after_epoch[3] == ["best.pt", "history.csv", "last.json", "last.pt"]
+    assert files_after_epoch[3] == ["best.pt", "last.json", "last.pt"]
     pd.testing.assert_frame_equal(
         every_epoch.history[METRIC_COLUMNS], hourly.history[METRIC_COLUMNS]
     )

@@ -2,8 +2,9 @@
 
 A run folder holds `last.pt` (everything needed to resume: weights, optimiser, schedule, RNG
 states, history, settings), `last.json` (the same without the tensors, for a cheap look at a
-run's progress), `best.pt` (the best epoch's weights) and `history.csv`. Files are written
-atomically and read back with `weights_only=True`. `RunRecord.judge` decides once per run
+run's progress, its per-epoch history included) and `best.pt` (the best epoch's weights); the
+history table `history.csv` is the training node's output, which the catalog writes. Files are
+written atomically and read back with `weights_only=True`. `RunRecord.judge` decides once per run
 whether it starts, resumes, restarts or is done; `restore` acts on that decision;
 `CheckpointWriter` writes the files after an epoch.
 """
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 LAST_CHECKPOINT = "last.pt"
 LAST_SUMMARY = "last.json"  # last.pt's progress and settings, without tensors
 BEST_CHECKPOINT = "best.pt"
-HISTORY_FILE = "history.csv"
+HISTORY_FILE = "history.csv"  # written into run folders by earlier versions; moved on restart
 HISTORY_COLUMNS = (
     "epoch",
     "lr",
@@ -274,7 +274,7 @@ def best_checkpoint(
 
 
 def save_epoch(parts, state: RunState, writer: CheckpointWriter) -> None:
-    """Write `best.pt` if a better epoch waits to be saved, then `last.pt` and `history.csv`.
+    """Write `best.pt` if a better epoch waits to be saved, then `last.pt` and `last.json`.
 
     best.pt goes first, so the best epoch recorded in last.pt always has its weights on disk.
     """
@@ -295,8 +295,6 @@ def save_epoch(parts, state: RunState, writer: CheckpointWriter) -> None:
     }
     save_checkpoint(last, run_dir / LAST_CHECKPOINT)
     save_last_summary(last, run_dir / LAST_CHECKPOINT)
-    history_csv = pd.DataFrame(state.history, columns=HISTORY_COLUMNS).to_csv(index=False)
-    write_atomically(run_dir / HISTORY_FILE, lambda file: file.write(history_csv.encode()))
 
 
 def load_best_model(model: nn.Module, run_dir_or_path: str | Path) -> nn.Module:

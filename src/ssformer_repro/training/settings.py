@@ -45,12 +45,12 @@ class TrainingSettings(Settings):
     val_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     val_every: PositiveInt = 1
     log_every: PositiveInt = 10
-    # Write last.pt, best.pt and history.csv after an epoch only when this many seconds have
+    # Write last.pt, last.json and best.pt after an epoch only when this many seconds have
     # passed since the last write, and always after the final epoch. 0: after every epoch.
     checkpoint_every_seconds: NonNegativeFloat = 0.0
     distributed_backend: Literal["auto", "nccl", "gloo"] = AUTO
     # When last.pt was made from other settings or inputs: "refuse" (stop and say so) or
-    # "restart" (move last.pt, best.pt and history.csv to superseded/<time>/, train afresh).
+    # "restart" (move last.pt, last.json and best.pt to superseded/<time>/, train afresh).
     on_changed_settings: Literal["refuse", "restart"] = "refuse"
 
 
