@@ -15,9 +15,12 @@ import time
 from collections import defaultdict
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro.framework.hooks import hook_impl
+
+if TYPE_CHECKING:
+    from ssformer_repro.tracking.settings import TrackingSettings
 
 logger = logging.getLogger(__name__)
 # Reporting outputs that MlflowRunHook logs with the parent run of a `kedro run`.
@@ -104,7 +107,8 @@ class MlflowRunHook:
 
     def __init__(self, run_times: RunTimesHook | None = None) -> None:
         self._parameters: dict[str, Any] = {}
-        self._tracking = None  # the `tracking` block, once the configuration check passed
+        # The `tracking` block, once the configuration check passed.
+        self._tracking: TrackingSettings | None = None
         self._run_times = run_times
 
     @hook_impl
@@ -248,7 +252,7 @@ class ConfigurationCheckHook:
         try:
             grid = parameter_grid(self._parameters)
         except (ValueError, KeyError, TypeError):
-            grid = []  # check_parameters reports why
+            grid = []  # check_configuration reports why
         runs = [run for run in grid if run.namespace in namespaces]
         problems = self._unread_problems(where)
         checked = check_configuration(self._parameters, datasets, runs)
@@ -276,8 +280,13 @@ class ConfigurationCheckHook:
         # settings class, e.g. `params:statistics` a StatisticsSettings) and each run's
         # configuration; `parameters` (all of them) stays as Kedro loaded it.
         for name in sorted(pipeline.inputs()):
-            if name.startswith("params:"):
-                catalog.save(name, typed_parameter(checked.parameters, name))
+            if not name.startswith("params:"):
+                continue
+            value = typed_parameter(checked.parameters, name)
+            if name in catalog:
+                catalog.save(name, value)
+            else:  # a block left out of the YAML: its defaults
+                catalog[name] = value
         for run in runs:
             catalog.save(f"{run.namespace}.run_config", checked.runs[run.name])
 
@@ -297,7 +306,7 @@ class ConfigurationCheckHook:
         try:
             return problems + unread_dataset_problems(self._parameters, given, where)
         except (KeyError, TypeError):
-            return problems  # malformed blocks: check_parameters reports them
+            return problems  # malformed blocks: check_configuration reports them
 
 
 def would_run_summary(where: str, layers: str, datasets: list[str], runs: list, pipeline) -> str:

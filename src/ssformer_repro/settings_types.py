@@ -1,7 +1,7 @@
 """The base of every parameter block, the value types blocks share, and how blocks merge.
 
-Each package declares the blocks of the code that uses them (training/settings.py,
-models/settings.py, polyps/settings.py, evaluation/settings.py); config/schema.py composes them
+Each package declares the blocks of the code that uses them (`<package>/settings.py`: training,
+models, polyps, evaluation, reporting, tracking, inference); config/schema.py composes them
 into the whole configuration. A module whose options are its keyword arguments (a head, a loss,
 a schedule) declares them once, in its signature: `options_model` derives their block from it.
 """
@@ -59,12 +59,14 @@ def options_model(
     for name, parameter in inspect.signature(function).parameters.items():
         if name in skip or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
+        if name in fields:
+            raise TypeError(f"{build.__qualname__}: its argument {name!r} is the choice key")
         if name in optional:
             fields[name] = (hints[name] | None, None)
         elif parameter.default is parameter.empty:
             fields[name] = (hints[name], ...)
-        else:
-            fields[name] = (hints[name], parameter.default)
+        else:  # a default that breaks its own annotation fails here, at import
+            fields[name] = (hints[name], Field(parameter.default, validate_default=True))
     model = create_model(model_name, __base__=Settings, **fields)
     model.__doc__ = f"Options of {build.__module__}.{build.__qualname__} (its keyword arguments)."
     return model

@@ -75,6 +75,11 @@ def test_the_demo_and_the_study_have_no_problems(tmp_path: Path) -> None:
             "datasets.synth_kvasir.split.folds: not an option of 'random'",
         ),
         (
+            {"reproduce": {"overrides": {"synth_kvasir": {"tracking": {"enabled": False}}}}},
+            "reproduce.overrides.synth_kvasir.tracking: a run's override may change training, "
+            "model, augmentation, evaluation only",
+        ),
+        (
             {"data_processing": {"datasets": ["synth_kvasir", "synth_clinicdb", "kvasir_seg"]}},
             "data_processing.datasets: 'kvasir_seg' is not described under `datasets:`",
         ),

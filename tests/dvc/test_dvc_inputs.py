@@ -97,6 +97,9 @@ def test_only_datasets_read_from_files_get_a_raw_fingerprint(parameters: dict) -
     assert dataset_inputs(parameters, "synth")["raw_files"] is None
     with pytest.raises(ValueError, match="datasets.missing"):
         dataset_inputs(parameters, "missing")
+    # `source` left out is the schema's default, files: they are fingerprinted too
+    del parameters["datasets"]["real"]["source"]
+    assert dataset_inputs(parameters, "real")["raw_files"] == real["raw_files"]
 
 
 def test_written_files_cover_the_grid_and_are_stable(parameters: dict, tmp_path: Path) -> None:

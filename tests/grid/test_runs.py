@@ -139,3 +139,13 @@ def test_a_dimension_is_gained_by_the_type_and_the_grid_definition_alone(
     pipelines = register_pipelines(parameters)
     assert {node.namespace for node in pipelines["training"].nodes} == {run.name for run in runs}
     assert {f"{run.name}.test_metrics" for run in runs} <= pipelines["reporting"].inputs()
+
+
+def test_a_dataset_without_a_source_reads_files_as_the_schema_says() -> None:
+    from ssformer_repro.pipelines.data_processing.pipeline import create_pipeline
+
+    parameters = load_parameters(clean_project(), "demo")
+    for dataset in parameters["datasets"].values():
+        dataset.pop("source")
+    ingest = [node for node in create_pipeline(parameters).nodes if "ingest" in node.name]
+    assert {node.func.__name__ for node in ingest} == {"discover_raw_pairs"}

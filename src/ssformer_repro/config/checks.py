@@ -1,6 +1,6 @@
 """Check the whole configuration before any work: one short message per problem, with its path.
 
-A study of many GPU-hours should not fail after hours on a typo. `check_parameters` validates
+A study of many GPU-hours should not fail after hours on a typo. `check_configuration` validates
 the resolved parameters against the schema (config/schema.py), every grid run's own settings
 (its `reproduce.overrides` entries merged in) on the device it will run on, the files the
 configuration names, and the override keys; `ConfigurationCheckHook` (hooks.py) calls it for
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from ssformer_repro.config.schema import Parameters
 from ssformer_repro.errors import UserError
-from ssformer_repro.grid.run_config import RunConfig, run_values
+from ssformer_repro.grid.run_config import RUN_BLOCKS, RunConfig, run_values
 from ssformer_repro.grid.runs import GridRun, grid_runs, matches
 from ssformer_repro.polyps.settings import DatasetSettings
 from ssformer_repro.settings_types import CHOICE_KEYS, Settings
@@ -201,10 +201,18 @@ def grid_problems(parameters: dict[str, Any], with_runs: bool = True) -> list[st
         if name not in built
     ]
     every_run = [run.name for run in grid_runs({**reproduce, "only": None}, described)]
+    overrides = reproduce.get("overrides") or {}
     problems += [
         f"reproduce.overrides: {key!r} names no run of the grid; its runs: {', '.join(every_run)}"
-        for key in reproduce.get("overrides") or {}
+        for key in overrides
         if not any(matches(name, key) for name in every_run)
+    ]
+    problems += [
+        f"reproduce.overrides.{key}.{block}: a run's override may change "
+        f"{', '.join(RUN_BLOCKS)} only"
+        for key, blocks in overrides.items()
+        for block in blocks
+        if block not in RUN_BLOCKS
     ]
     if not problems:
         try:
@@ -277,20 +285,25 @@ def id_lists_problems(name: str, files: dict[str, str | None], ids: list[str] | 
     return id_list_problems(ids, located, where=where)
 
 
-def check_run(run: GridRun, parameters: dict[str, Any]) -> tuple[RunConfig | None, list[str]]:
+def check_run(
+    run: GridRun,
+    parameters: dict[str, Any],
+    devices: Sequence[str] = ("training", "evaluation"),
+    weights: bool = True,
+) -> tuple[RunConfig | None, list[str]]:
     """A run's configuration (its own settings, overrides merged in) and its problems: the
-    schema's, its devices' and its weights file's."""
+    schema's, those of the `devices` of the blocks named, and its ImageNet weights file's."""
     from ssformer_repro.models.pretrained import is_weights_path
 
     config, problems = validated(RunConfig, run_values(run, parameters))
     if problems:
         return None, problems
-    for name in ("training", "evaluation"):
+    for name in devices:
         block = getattr(config, name)
         problem = device_problem(block.device, block.amp)
         if problem:
             problems.append(f"{name}: {problem}")
-    weights = (config.model.pretrained or {}).get(run.backbone)
+    weights = (config.model.pretrained or {}).get(run.backbone) if weights else None
     if weights and is_weights_path(weights) and not Path(weights).expanduser().is_file():
         problems.append(
             f"model.pretrained.{run.backbone}: {weights} does not exist. Download "
@@ -299,6 +312,20 @@ def check_run(run: GridRun, parameters: dict[str, Any]) -> tuple[RunConfig | Non
             "to train from scratch."
         )
     return (None if problems else config), problems
+
+
+def checked_run(
+    run: GridRun,
+    parameters: dict[str, Any],
+    devices: Sequence[str] = ("training", "evaluation"),
+    weights: bool = True,
+) -> RunConfig:
+    """`run`'s configuration, or a ConfigurationError listing its problems (`check_run`): for
+    code that resolves a run after the start-of-run check (predict, export, torchrun ranks)."""
+    config, problems = check_run(run, parameters, devices, weights)
+    if problems:
+        raise ConfigurationError([f"{run.name}: {problem}" for problem in problems])
+    return config
 
 
 def device_problem(device: str, amp: str) -> str | None:

@@ -3,9 +3,10 @@
 The blocks of the code that uses them live with it: `training` in training/settings.py (its
 schedules and losses declared by their signatures), `model` in models/settings.py (each head's
 options declared by the head), `augmentation`, `datasets` and `data_processing` in
-polyps/settings.py, `evaluation` in evaluation/settings.py. The grid, tracking, reporting,
-predict and export blocks are here. All share settings_types.Settings: unknown keys are errors,
-values are strict.
+polyps/settings.py, `evaluation` in evaluation/settings.py, `statistics` in
+reporting/settings.py, `tracking` in tracking/settings.py, `predict` and `export` in
+inference/settings.py, `model_sizes` in models/settings.py. The grid's `reproduce` block is
+here. All share settings_types.Settings: unknown keys are errors, values are strict.
 
 "Name + options" choices (a schedule, a loss, a split strategy) are discriminated unions: each
 choice has its own options, an option of another choice is an error naming it, and choosing
@@ -34,7 +35,7 @@ from ssformer_repro.settings_types import Settings
 from ssformer_repro.tracking.settings import TrackingSettings
 from ssformer_repro.training.settings import TrainingSettings
 
-# --- the grid, tracking, reporting ------------------------------------------------------------
+# --- the grid ---------------------------------------------------------------------------------
 
 
 class ReproduceSettings(Settings):
@@ -80,7 +81,7 @@ class Parameters(Settings):
     evaluation: EvaluationSettings = EvaluationSettings()
     reproduce: ReproduceSettings
     tracking: TrackingSettings = TrackingSettings()
-    model_sizes: ModelSizesSettings | None = None
+    model_sizes: ModelSizesSettings = ModelSizesSettings()
     statistics: StatisticsSettings = StatisticsSettings()
     predict: PredictSettings = PredictSettings()
     export: ExportSettings = ExportSettings()

@@ -9,8 +9,9 @@ is independent, so runs can go to separate processes, jobs or machines (docs/sca
 
 `run` is `kedro run --pipelines=training --namespaces=<run>` that also works under torchrun:
 rank 0 runs that Kedro pipeline as usual (hooks, MLflow, saved outputs, test evaluation), while
-the other ranks only call the run's `train` node with the same catalog inputs, so they join its
-data-parallel training and then exit without saving or logging anything. Plain
+the other ranks only call the run's `train` node with the same inputs (the run's configuration
+resolved and checked as the start-of-run check does, the rest from the catalog), so they join
+its data-parallel training and then exit without saving or logging anything. Plain
 `torchrun -m kedro run` would make every rank a full Kedro session: N MLflow runs, N processes
 saving the same files at once, and N evaluations.
 """
@@ -67,14 +68,21 @@ def run_one(
 
 
 def _train_alongside_rank_zero(session, run_name: str) -> None:
-    """Call the run's `train` node on the catalog's inputs and drop its outputs (rank 0 saves)."""
+    """Call the run's `train` node on rank 0's inputs and drop its outputs (rank 0 saves)."""
     from kedro.framework.project import pipelines
 
-    catalog = session.load_context().catalog
+    from ssformer_repro.config.checks import checked_run
+    from ssformer_repro.grid.runs import GridRun
+
+    context = session.load_context()
     train = next(
         node for node in pipelines[TRAINING_PIPELINE].nodes if node.name == f"{run_name}.train"
     )
-    train.run({name: catalog.load(name) for name in train.inputs})
+    # The hook that saves `<run>.run_config` runs in rank 0's session only.
+    config_name = f"{run_name}.run_config"
+    inputs = {name: context.catalog.load(name) for name in train.inputs if name != config_name}
+    inputs[config_name] = checked_run(GridRun.parse(run_name), context.params)
+    train.run(inputs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -32,8 +32,11 @@ def dataset_inputs(parameters: dict[str, Any], name: str) -> dict[str, Any]:
     """What dataset ``name``'s data_processing stage reads: its entry and its raw files."""
     if name not in parameters["datasets"]:
         raise ValueError(f"datasets.{name} is not described under `datasets:` in the parameters")
+    from ssformer_repro.polyps.settings import DatasetSettings
+
     dataset = parameters["datasets"][name]
-    reads_raw_files = dataset.get("source") in RAW_FILE_SOURCES
+    source = dataset.get("source", DatasetSettings.model_fields["source"].default)
+    reads_raw_files = source in RAW_FILE_SOURCES
     return {
         "dataset": dataset,
         "raw_files": path_digest(dataset["root"]) if reads_raw_files else None,

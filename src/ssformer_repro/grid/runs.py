@@ -147,9 +147,11 @@ class GridError(UserError, ValueError):
 
 def dataset_values(grid_key: str, dataset: Mapping[str, Any] | None) -> list[Any]:
     """The values of a per-dataset dimension: a k-fold dataset's folds 0..K-1, else one None."""
+    from ssformer_repro.polyps.splits import SPLIT_OPTIONS
+
     split = (dataset or {}).get("split") or {}
     if grid_key == "folds" and split.get("strategy") == "kfold":
-        return list(range(split.get("folds", 5)))
+        return list(range(split.get("folds", SPLIT_OPTIONS["kfold"].model_fields["folds"].default)))
     return [None]
 
 

@@ -2,7 +2,7 @@
 
 A split strategy's options are its keyword arguments after the pairs: `SPLIT_OPTIONS` derives
 the `datasets.<name>.split` block of each from its signature (scikit-learn is imported where
-it is used, so that reading the schema stays light).
+it is used, so that reading the schema does not import it).
 """
 
 from __future__ import annotations

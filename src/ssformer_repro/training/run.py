@@ -70,7 +70,10 @@ def train_run(
         build_eval_transform(config.augmentation),
     )
     # kedro runs from the project root, so the working directory is the project's git checkout.
-    settings = config.model_dump(mode="json", include={"training", "model", "augmentation"})
+    # The settings as configured (defaults left out), as the MLflow run's parameters.
+    settings = config.model_dump(
+        mode="json", include={"training", "model", "augmentation"}, exclude_unset=True
+    )
     params = {**run.fields(), "name": run.name, **settings, "git_commit": git_commit(Path.cwd())}
     resume_id = (record.progress or {}).get("metadata", {}).get("mlflow_run_id")
     with (

@@ -95,4 +95,10 @@ def create_pipeline(parameters: dict | None = None, **kwargs) -> Pipeline:
             f"data_processing.datasets names {unknown}, not described under `datasets:`; "
             f"known datasets: {sorted(known)}"
         )
-    return sum((dataset_pipeline(name, known[name]["source"]) for name in selected), Pipeline([]))
+    from ssformer_repro.polyps.settings import DatasetSettings
+
+    default = DatasetSettings.model_fields["source"].default  # the parameters are not checked yet
+    return sum(
+        (dataset_pipeline(name, known[name].get("source", default)) for name in selected),
+        Pipeline([]),
+    )

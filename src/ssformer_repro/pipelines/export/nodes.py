@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ssformer_repro.grid.run_config import resolve_run
+from ssformer_repro.config.checks import checked_run
 from ssformer_repro.grid.runs import GridRun
 
 
@@ -23,5 +23,5 @@ def export_run(
     from ssformer_repro.inference.settings import ExportSettings
 
     export = ExportSettings.model_validate(parameters.get("export") or {})
-    config = resolve_run(GridRun.parse(export.run), parameters)
+    config = checked_run(GridRun.parse(export.run), parameters, devices=(), weights=False)
     return export_trained_run(config, training_summary, split_manifest, output_root, export)

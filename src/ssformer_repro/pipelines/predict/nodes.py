@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ssformer_repro.grid.run_config import resolve_run
+from ssformer_repro.config.checks import checked_run
 
 
 def segment_frames(
@@ -23,7 +23,7 @@ def segment_frames(
     predict = PredictSettings.model_validate(parameters.get("predict") or {})
     # Every request problem (checkpoint, architecture, input, output) fails before any work.
     run, checkpoint = resolve_checkpoint(predict.run, predict.checkpoint, run_folder)
-    trained = TrainedModel(resolve_run(run, parameters), checkpoint)
+    trained = TrainedModel(checked_run(run, parameters, ("evaluation",), weights=False), checkpoint)
     find_frames(predict.input)
     output = output_folder(output_root, run.name, Path(predict.input), predict.on_existing)
     return segment_folder(

@@ -186,8 +186,8 @@ def plot_nsd_gallery(
     """The test images where two heads' NSD differs most, both outlines on the frame, as PNG
     bytes (inputs: `manifest__<dataset>` split manifests and run-name-keyed training
     summaries); drawn once per result, then read from its record in `folder`."""
+    from ssformer_repro.config.checks import checked_run
     from ssformer_repro.evaluation.evaluate import TrainedModel
-    from ssformer_repro.grid.run_config import resolve_run
     from ssformer_repro.reporting.gallery import plot_nsd_gallery as gallery
 
     manifests = {
@@ -202,7 +202,9 @@ def plot_nsd_gallery(
     }
 
     def trained_model(run, checkpoint):  # noqa: ANN001, ANN202
-        return TrainedModel(resolve_run(run, parameters), checkpoint)
+        return TrainedModel(
+            checked_run(run, parameters, ("evaluation",), weights=False), checkpoint
+        )
 
     return gallery(
         image_scores, manifests, checkpoints, trained_model, record=folder / NSD_GALLERY_RECORD
