@@ -164,8 +164,7 @@ def build_train_transform(
     augmentation: AugmentationSettings = OFFICIAL_AUGMENTATION, seed: int | None = None
 ) -> A.Compose:
     """Build the official SSFormer training augmentation from the ``augmentation`` block."""
-    cfg = augmentation.model_dump()
-    size = cfg["image_size"]
+    cfg, size = augmentation, augmentation.image_size
     transform = A.Compose(
         [
             A.Resize(
@@ -175,34 +174,32 @@ def build_train_transform(
                 mask_interpolation=cv2.INTER_NEAREST_EXACT,
             ),
             A.Affine(
-                scale=tuple(cfg["scale_crop"]["scale"]),
+                scale=tuple(cfg.scale_crop.scale),
                 keep_ratio=True,
                 interpolation=cv2.INTER_LINEAR,
                 mask_interpolation=cv2.INTER_NEAREST,
                 border_mode=cv2.BORDER_CONSTANT,
                 fill=0,
                 fill_mask=0,
-                p=cfg["scale_crop"]["p"],
+                p=cfg.scale_crop.p,
             ),
-            A.HorizontalFlip(p=cfg["flip"]["horizontal_p"]),
-            A.VerticalFlip(p=cfg["flip"]["vertical_p"]),
+            A.HorizontalFlip(p=cfg.flip.horizontal_p),
+            A.VerticalFlip(p=cfg.flip.vertical_p),
             A.Rotate(
-                limit=tuple(cfg["rotate"]["angle"]),
+                limit=tuple(cfg.rotate.angle),
                 interpolation=cv2.INTER_LINEAR,
                 mask_interpolation=cv2.INTER_NEAREST,
                 border_mode=cv2.BORDER_CONSTANT,
                 fill=0,
                 fill_mask=0,
                 crop_border=False,
-                p=cfg["rotate"]["p"],
+                p=cfg.rotate.p,
             ),
-            RandomImageEnhance(
-                operation_p=cfg["enhance"]["p"], max_delta=cfg["enhance"]["max_delta"]
-            ),
+            RandomImageEnhance(operation_p=cfg.enhance.p, max_delta=cfg.enhance.max_delta),
             RandomDilationErosion(
-                kernel_size=tuple(cfg["dilation_erosion"]["kernel_size"]),
-                dilate_p=cfg["dilation_erosion"]["dilate_p"],
-                erode_p=cfg["dilation_erosion"]["erode_p"],
+                kernel_size=tuple(cfg.dilation_erosion.kernel_size),
+                dilate_p=cfg.dilation_erosion.dilate_p,
+                erode_p=cfg.dilation_erosion.erode_p,
             ),
             _normalize(cfg),
             ToTensorV2(),
@@ -214,8 +211,7 @@ def build_train_transform(
 
 def build_eval_transform(augmentation: AugmentationSettings = OFFICIAL_AUGMENTATION) -> A.Compose:
     """Build the test-time transform: resize the image, normalise, convert to a tensor."""
-    cfg = augmentation.model_dump()
-    size = cfg["image_size"]
+    cfg, size = augmentation, augmentation.image_size
     return A.Compose(
         [
             A.Resize(size, size, interpolation=cv2.INTER_LINEAR),
@@ -225,9 +221,9 @@ def build_eval_transform(augmentation: AugmentationSettings = OFFICIAL_AUGMENTAT
     )
 
 
-def _normalize(cfg: dict[str, Any]) -> A.Normalize:
+def _normalize(cfg: AugmentationSettings) -> A.Normalize:
     return A.Normalize(
-        mean=tuple(cfg["normalize"]["mean"]),
-        std=tuple(cfg["normalize"]["std"]),
+        mean=tuple(cfg.normalize.mean),
+        std=tuple(cfg.normalize.std),
         max_pixel_value=255.0,
     )
