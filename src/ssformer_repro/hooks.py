@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kedro.framework.hooks import hook_impl
 
 if TYPE_CHECKING:
+    from ssformer_repro.config.checks import CheckedConfiguration
     from ssformer_repro.tracking.settings import TrackingSettings
 
 logger = logging.getLogger(__name__)
@@ -105,15 +106,13 @@ class RunTimesHook:
 class MlflowRunHook:
     """Open one MLflow run per ``kedro run``; training nodes nest one child run per model."""
 
-    def __init__(self, run_times: RunTimesHook | None = None) -> None:
-        self._parameters: dict[str, Any] = {}
+    def __init__(
+        self, check: ConfigurationCheckHook, run_times: RunTimesHook | None = None
+    ) -> None:
+        self._check = check
         # The `tracking` block, once the configuration check passed.
         self._tracking: TrackingSettings | None = None
         self._run_times = run_times
-
-    @hook_impl
-    def after_context_created(self, context) -> None:
-        self._parameters = context.config_loader["parameters"]
 
     @property
     def _enabled(self) -> bool:
@@ -121,14 +120,12 @@ class MlflowRunHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        from pydantic import ValidationError
-
-        from ssformer_repro.tracking.settings import TrackingSettings
-
-        try:
-            self._tracking = TrackingSettings.model_validate(self._parameters.get("tracking") or {})
-        except ValidationError:
-            return  # ConfigurationCheckHook names the problem and stops the run
+        # pluggy calls the hook registered last first: the check has run, and passed.
+        if self._check.checked is None:
+            raise RuntimeError(
+                "settings.HOOKS must list ConfigurationCheckHook after MlflowRunHook"
+            )
+        self._tracking = self._check.checked.parameters.tracking
         if not self._enabled:
             return
         import mlflow
@@ -203,7 +200,8 @@ class MlflowRunHook:
         self._end_run("FAILED")
 
     def _end_run(self, status: str) -> None:
-        if not self._enabled:
+        enabled, self._tracking = self._enabled, None  # the next session checks its own
+        if not enabled:
             return
         import mlflow
 
@@ -224,6 +222,8 @@ class ConfigurationCheckHook:
     def __init__(self) -> None:
         self._parameters: dict[str, Any] = {}
         self._loader = None
+        # What the check found when it passed: the typed parameters and runs (MlflowRunHook).
+        self.checked: CheckedConfiguration | None = None
         # `kedro run --check` (cli.py): stop after a passed check, saying what would run.
         self.check_only = False
 
@@ -244,6 +244,7 @@ class ConfigurationCheckHook:
         )
         from ssformer_repro.grid.runs import parameter_grid
 
+        self.checked = None
         env = run_params["env"]
         where = f"--env={env}" if env else "the default environment (no --env)"
         logger.info("Parameters of %s: %s", where, self._loader.layers())
@@ -289,6 +290,7 @@ class ConfigurationCheckHook:
                 catalog[name] = value
         for run in runs:
             catalog.save(f"{run.namespace}.run_config", checked.runs[run.name])
+        self.checked = checked
 
     def _unread_problems(self, where: str) -> list[str]:
         """Files and settings given that nothing of this environment reads."""

@@ -11,7 +11,7 @@ CONFIGURATION_CHECK = ConfigurationCheckHook()  # cli.py's `kedro run --check` s
 # (docs/reliability.md), before an MLflow run is opened; the timing starts just before the nodes.
 HOOKS = (
     RUN_TIMES,
-    MlflowRunHook(run_times=RUN_TIMES),
+    MlflowRunHook(CONFIGURATION_CHECK, run_times=RUN_TIMES),
     RunLockHook(lock_folder=".locks"),  # under the environment's data_root
     CONFIGURATION_CHECK,
 )

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from ssformer_repro.config.loader import load_parameters
-from ssformer_repro.grid.dvc_inputs import dataset_inputs, main, run_inputs, write_stage_inputs
+from ssformer_repro.grid.dvc_inputs import (
+    dataset_inputs,
+    main,
+    run_stage_inputs,
+    write_stage_inputs,
+)
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.storage.digests import path_digest as fingerprint
 from tests.conftest import copy_project
@@ -66,11 +71,13 @@ def test_fingerprint_of_nothing_on_disk_is_none(path: str | None) -> None:
 
 def test_a_runs_override_changes_that_runs_inputs_only(parameters: dict) -> None:
     before = {
-        head: run_inputs(parameters, GridRun("real", "mit_b0", head, 42)) for head in ("pld", "sed")
+        head: run_stage_inputs(parameters, GridRun("real", "mit_b0", head, 42))
+        for head in ("pld", "sed")
     }
     parameters["reproduce"]["overrides"] = {"real.mit_b0.sed.seed42": {"training": {"epochs": 5}}}
     after = {
-        head: run_inputs(parameters, GridRun("real", "mit_b0", head, 42)) for head in ("pld", "sed")
+        head: run_stage_inputs(parameters, GridRun("real", "mit_b0", head, 42))
+        for head in ("pld", "sed")
     }
     assert after["pld"] == before["pld"]
     assert after["sed"]["training"] == {"epochs": 5, "lr": 0.001, "seed": 42}
@@ -78,7 +85,7 @@ def test_a_runs_override_changes_that_runs_inputs_only(parameters: dict) -> None
 
 
 def test_run_inputs_fingerprint_the_backbones_weights(parameters: dict) -> None:
-    inputs = run_inputs(parameters, GridRun("real", "mit_b0", "pld", 42))
+    inputs = run_stage_inputs(parameters, GridRun("real", "mit_b0", "pld", 42))
     assert inputs["pretrained_weights"] == fingerprint(parameters["model"]["pretrained"]["mit_b0"])
     assert inputs["model"] == {
         "pretrained": parameters["model"]["pretrained"]["mit_b0"],
@@ -86,7 +93,8 @@ def test_run_inputs_fingerprint_the_backbones_weights(parameters: dict) -> None:
     }
     parameters["model"]["pretrained"] = None
     assert (
-        run_inputs(parameters, GridRun("real", "mit_b0", "pld", 42))["pretrained_weights"] is None
+        run_stage_inputs(parameters, GridRun("real", "mit_b0", "pld", 42))["pretrained_weights"]
+        is None
     )
 
 
@@ -146,10 +154,10 @@ def test_a_kfold_runs_stage_file_holds_each_folds_inputs(parameters: dict, tmp_p
 
 
 def test_a_change_to_another_head_or_backbone_leaves_a_runs_inputs_alone(parameters: dict) -> None:
-    before = run_inputs(parameters, GridRun("real", "mit_b0", "sed", 42))
+    before = run_stage_inputs(parameters, GridRun("real", "mit_b0", "sed", 42))
     parameters["model"]["head_options"]["pld"] = {"fusion": "add"}
     parameters["model"]["pretrained"]["mit_b2"] = "elsewhere.pth"
-    assert run_inputs(parameters, GridRun("real", "mit_b0", "sed", 42)) == before
+    assert run_stage_inputs(parameters, GridRun("real", "mit_b0", "sed", 42)) == before
 
 
 def test_a_grid_dataset_that_is_not_processed_is_refused(parameters: dict, tmp_path: Path) -> None:
@@ -177,7 +185,7 @@ def test_command_line_resolves_the_demo_environment(tmp_path: Path) -> None:
     )
     assert runs == expected
     written = json.loads((tmp_path / "runs" / f"{expected[0]}.json").read_text())
-    inputs = run_inputs(demo, GridRun.parse(expected[0]))
+    inputs = run_stage_inputs(demo, GridRun.parse(expected[0]))
     assert {key: written[key] for key in inputs} == json.loads(json.dumps(inputs))
     dataset = json.loads((tmp_path / "datasets" / f"{grid['datasets'][0]}.json").read_text())
     assert dataset["raw_files"] is None  # synthetic data, written by its own stage

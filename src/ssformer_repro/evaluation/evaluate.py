@@ -24,13 +24,13 @@ from ssformer_repro.evaluation.predict import (
     evaluate_predictions,
     predict_probabilities,
 )
-from ssformer_repro.grid.run_config import RunConfig
+from ssformer_repro.grid.run_config import RunConfig, result_inputs
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.polyps.augment import build_eval_transform
 from ssformer_repro.polyps.io import read_rgb
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import EvaluationDataset, collate_evaluation
-from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
+from ssformer_repro.storage.digests import path_digest
 from ssformer_repro.storage.records import store_record, stored_record
 from ssformer_repro.training.checkpoint import CheckpointError, load_best_model
 from ssformer_repro.training.device import amp_settings, cpu_threads, resolve_device
@@ -130,16 +130,15 @@ def evaluation_key(
     checkpoint: str | Path,
     size_strata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a run's test scores depend on (the size thresholds only set their strata columns;
-    the example figure is keyed without them)."""
+    """What a run's test scores depend on: its checkpoint, its evaluation settings and what
+    every result of the run depends on (`result_inputs`); the size thresholds only set their
+    strata columns, and the example figure is keyed without them."""
     return {
         "checkpoint": path_digest(checkpoint),
-        "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
         "size_strata": size_strata,
         # How many threads score sets the speed only: changing it alone re-scores nothing.
         "evaluation": config.evaluation.model_dump(mode="json", exclude={"threads"}),
-        "augmentation": config.augmentation.model_dump(mode="json"),
-        "code": result_code_digests(),
+        **result_inputs(config, split_manifest),
     }
 
 

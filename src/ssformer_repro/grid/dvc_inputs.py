@@ -43,7 +43,7 @@ def dataset_inputs(parameters: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def run_inputs(parameters: dict[str, Any], run: GridRun) -> dict:
+def run_stage_inputs(parameters: dict[str, Any], run: GridRun) -> dict:
     """What one grid run's stage reads: its resolved training, augmentation and evaluation
     settings, the model settings of its backbone and head, and its weights file."""
     from ssformer_repro.models.segmenter import model_choices
@@ -76,9 +76,12 @@ def write_stage_inputs(parameters: dict[str, Any], output: Path) -> list[Path]:
     for run in runs:  # a stage trains every fold of its run
         stages.setdefault(run.stage_run, []).append(run)
     for stage_run, members in stages.items():
-        content = run_inputs(parameters, stage_run)
+        content = run_stage_inputs(parameters, stage_run)
         if members != [stage_run]:  # an override may name one fold: each fold's own inputs
-            content = {"run": stage_run.name, "folds": [run_inputs(parameters, m) for m in members]}
+            content = {
+                "run": stage_run.name,
+                "folds": [run_stage_inputs(parameters, m) for m in members],
+            }
         contents[Path("runs", f"{stage_run.name}.json")] = content
 
     written = []

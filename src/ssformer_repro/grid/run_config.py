@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
 from pydantic import ConfigDict
 
 from ssformer_repro.evaluation.settings import EvaluationSettings
@@ -18,6 +19,7 @@ from ssformer_repro.grid.runs import GridRun, run_settings
 from ssformer_repro.models.settings import ModelSettings
 from ssformer_repro.polyps.settings import AugmentationSettings
 from ssformer_repro.settings_types import Settings
+from ssformer_repro.storage.digests import bytes_digest, result_code_digests
 from ssformer_repro.tracking.settings import TrackingSettings
 from ssformer_repro.training.settings import TrainingSettings
 
@@ -52,3 +54,14 @@ def run_values(run: GridRun, parameters: Mapping[str, Any]) -> dict[str, Any]:
 def resolve_run(run: GridRun, parameters: Mapping[str, Any]) -> RunConfig:
     """`run`'s configuration from the session's parameters (a pydantic ValidationError if bad)."""
     return RunConfig.model_validate(run_values(run, parameters))
+
+
+def result_inputs(config: RunConfig, split_manifest: pd.DataFrame) -> dict[str, Any]:
+    """What every result of a run depends on besides the settings of the step that makes it:
+    its augmentation, its split manifest and the code that computes it. The training
+    fingerprint (training.run.run_inputs) and the test scores' key (evaluation_key) share it."""
+    return {
+        "augmentation": config.augmentation.model_dump(mode="json"),
+        "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
+        "code": result_code_digests(),
+    }

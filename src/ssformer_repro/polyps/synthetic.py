@@ -16,22 +16,25 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ssformer_repro.polyps.settings import SyntheticSettings
 from ssformer_repro.storage.atomic import atomic_folder
 
 SYNTHETIC_MARKER = "SYNTHETIC.json"
 GENERATOR_NAME = "ssformer_repro.polyps.synthetic"
 
 Sample = tuple[str, np.ndarray, np.ndarray]
+# The generator's defaults are the `synthetic:` block's (polyps/settings.py).
+DEFAULT = {name: field.default for name, field in SyntheticSettings.model_fields.items()}
 
 
 def generate_synthetic_polyps(
     n_images: int,
-    seed: int,
-    min_size: int = 96,
-    max_size: int = 160,
-    max_polyps: int = 2,
-    polyp_size: Sequence[float] = (0.08, 0.35),
-    contrast: float = 1.0,
+    seed: int = DEFAULT["seed"],
+    min_size: int = DEFAULT["min_size"],
+    max_size: int = DEFAULT["max_size"],
+    max_polyps: int = DEFAULT["max_polyps"],
+    polyp_size: Sequence[float] = tuple(DEFAULT["polyp_size"]),
+    contrast: float = DEFAULT["contrast"],
 ) -> list[Sample]:
     """Return `n_images` (id, RGB uint8 frame, uint8 0/255 mask) samples, deterministic in `seed`.
 

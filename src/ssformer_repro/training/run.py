@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ssformer_repro.grid.run_config import RunConfig
+from ssformer_repro.grid.run_config import RunConfig, result_inputs
 from ssformer_repro.grid.runs import GridRun
 from ssformer_repro.models import build_configured_model
 from ssformer_repro.models.pretrained import is_weights_path
@@ -25,7 +25,7 @@ from ssformer_repro.polyps.augment import build_eval_transform, build_train_tran
 from ssformer_repro.polyps.cache import DecodedCache
 from ssformer_repro.polyps.splits import split_for_fold
 from ssformer_repro.polyps.torch_datasets import CachedSegmentationDataset
-from ssformer_repro.storage.digests import bytes_digest, path_digest, result_code_digests
+from ssformer_repro.storage.digests import bytes_digest, path_digest
 from ssformer_repro.tracking.runs import child_run, git_commit
 from ssformer_repro.training.checkpoint import HISTORY_COLUMNS, RunRecord
 from ssformer_repro.training.distributed import DistributedContext
@@ -105,7 +105,9 @@ def train_run(
 def run_inputs(
     config: RunConfig, decoded_cache: DecodedCache, split_manifest: pd.DataFrame
 ) -> dict[str, Any]:
-    """What the run's result depends on besides its training settings (see the module doc)."""
+    """What the run's result depends on besides its training settings (see the module doc):
+    the model settings of its backbone and head and their weights file, the decoded cache, and
+    what every result of the run depends on (`result_inputs`)."""
     model = model_choices(config.run.backbone, config.run.head, config.model)
     weights = model["pretrained"]
     return {
@@ -115,12 +117,8 @@ def run_inputs(
             if weights and is_weights_path(weights)
             else None,
         },
-        "augmentation": config.augmentation.model_dump(mode="json"),
-        "data": {
-            "manifest": bytes_digest([split_manifest.to_csv(index=False).encode()]),
-            "cache": cache_digest(decoded_cache),
-        },
-        "code": result_code_digests(),
+        "cache": cache_digest(decoded_cache),
+        **result_inputs(config, split_manifest),
     }
 
 
