@@ -7,7 +7,6 @@ from typing import Any
 
 import pandas as pd
 
-from ssformer_repro.config.checks import checked_run
 from ssformer_repro.grid.runs import GridRun
 
 
@@ -19,6 +18,7 @@ def export_run(
 ) -> dict[str, Any]:
     """`<output_root>/<run>/model.onnx` of the run `export.run`, checked against PyTorch, and
     the MLflow model."""
+    from ssformer_repro.config.checks import checked_run
     from ssformer_repro.inference.export import export_trained_run
     from ssformer_repro.inference.settings import ExportSettings
 

@@ -7,14 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from ssformer_repro.config.checks import checked_run
-
 
 def segment_frames(
     parameters: dict[str, Any], output_root: Path, run_folder: Path | None = None
 ) -> pd.DataFrame:
     """Masks (and `predictions.csv`) for every frame of `predict.input`, in a new folder, with
     the run `predict.run` (or `predict.checkpoint`) and that run's settings."""
+    from ssformer_repro.config.checks import checked_run
     from ssformer_repro.evaluation.evaluate import TrainedModel
     from ssformer_repro.inference.frames import find_frames
     from ssformer_repro.inference.segment import output_folder, resolve_checkpoint, segment_folder
