@@ -12,6 +12,7 @@ from ssformer_repro.models.backbones import build_backbone, get_backbone_spec
 from ssformer_repro.models.heads import build_head
 from ssformer_repro.models.pretrained import load_encoder_weights
 from ssformer_repro.models.settings import ModelSettings
+from ssformer_repro.settings_types import options_of
 
 INPUT_MULTIPLE = 32  # the deepest backbone stage has stride 32
 
@@ -72,7 +73,7 @@ def model_choices(backbone: str, head: str, model: ModelSettings) -> dict[str, A
     options = getattr(model.head_options, head, None)
     return {
         "pretrained": (model.pretrained or {}).get(backbone),
-        "head_options": options.model_dump(exclude_none=True) if options is not None else {},
+        "head_options": options_of(options) if options is not None else {},
     }
 
 
